@@ -1,0 +1,44 @@
+"""The application factory: the one place where settings are read and parts attached."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from flask import Flask
+
+from blueprints import chat, health, models, streams
+from blueprints.errors import register_error_handlers
+from services import providers, storage, streaming
+from services.config import default_settings, settings_from_env
+from services.storage.migrate import upgrade_database
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then the environment, then `config` (tests) on top."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(default_settings(app.instance_path))
+    app.config.from_mapping(settings_from_env(os.environ))
+    if config:
+        app.config.from_mapping(config)
+    app.json.sort_keys = False  # keep fields in the order the contract lists them
+    os.makedirs(app.instance_path, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    storage.init_app(app)
+    providers.init_app(app)
+    streaming.init_app(app)
+
+    for blueprint in (chat.bp, streams.bp, models.bp, health.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+
+    @app.cli.command("db-upgrade")
+    def db_upgrade() -> None:
+        """Apply the database migrations to DATABASE_URL."""
+        upgrade_database(app.config["DATABASE_URL"])
+        click.echo("database is up to date")
+
+    return app

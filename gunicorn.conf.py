@@ -1,0 +1,23 @@
+"""gunicorn settings for Sluice: gevent workers, so one worker holds many open streams.
+
+These are the server's own settings, read from the environment here as gunicorn
+reads its config file; the application's settings are read by `create_app` only.
+"""
+import os
+
+bind = f"{os.environ.get('SLUICE_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+worker_class = "gevent"
+# One worker by default: without REDIS_URL a stream's events live in the memory of
+# the worker that produces them, so every request for it must reach that worker.
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_connections = int(os.environ.get("SLUICE_WORKER_CONNECTIONS", "1000"))
+# The gevent worker heartbeats from its own greenlet, so long streams never trip this.
+timeout = 30
+# On SIGTERM, running streams get this long to finish before the worker is stopped.
+graceful_timeout = int(os.environ.get("SLUICE_GRACEFUL_TIMEOUT", "30"))
+keepalive = 75  # longer than nginx's upstream keepalive_timeout default (60 s)
+accesslog = "-"
+errorlog = "-"
+# gunicorn's runtime control socket is not used by Sluice; off, so several
+# instances on one host never compete for its path.
+control_socket_disable = True

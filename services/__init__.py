@@ -1,0 +1,1 @@
+"""Sluice's behaviour: providers, the streaming core, storage and the chat service."""

@@ -1,0 +1,96 @@
+"""Settings: their defaults and how they are read from the environment.
+
+Only the app factory calls `settings_from_env`; everything else receives the
+values it needs as arguments or through `app.config`.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Callable
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+
+
+def default_settings(instance_path: str) -> dict[str, Any]:
+    """The settings Sluice runs with when the environment says nothing."""
+    return {
+        "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "sluice.db"),
+        "REDIS_URL": None,
+        "LLM_MODEL": "demo/echo",
+        "OPENAI_API_KEY": None,
+        "OPENAI_BASE_URL": DEFAULT_OPENAI_BASE_URL,
+        "ANTHROPIC_API_KEY": None,
+        "ANTHROPIC_BASE_URL": DEFAULT_ANTHROPIC_BASE_URL,
+        "OLLAMA_HOST": DEFAULT_OLLAMA_HOST,
+        "SLUICE_AUTH": "off",
+        # Pace of the offline demo model; fast enough to read, slow enough to see.
+        "SLUICE_DEMO_TOKENS_PER_SECOND": 30.0,
+        # Idle subscribers get ": ping" this often (keeps proxies open, finds gone clients).
+        "SLUICE_PING_SECONDS": 15.0,
+        # A streaming answer's text is written to the database at least this often.
+        "SLUICE_CHECKPOINT_SECONDS": 1.0,
+        # How long a finished stream's events stay replayable from the event log;
+        # later resumes are answered from the stored message.
+        "SLUICE_EVENT_TTL_SECONDS": 900.0,
+        "SLUICE_CONNECT_TIMEOUT": 10.0,
+        # Longest silence tolerated between two chunks of a provider's answer.
+        "SLUICE_READ_TIMEOUT": 120.0,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+    }
+
+
+def _number(name: str, cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = cast(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {raw!r}") from None
+        if value <= 0:
+            raise ValueError(f"{name} must be greater than zero, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _on_off(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"SLUICE_AUTH must be 'on' or 'off', got {raw!r}")
+    return value
+
+
+# Environment variable -> (config key, parser). Unset or empty variables keep the default.
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "DATABASE_URL": ("DATABASE_URL", str),
+    "REDIS_URL": ("REDIS_URL", str),
+    "LLM_MODEL": ("LLM_MODEL", str),
+    "OPENAI_API_KEY": ("OPENAI_API_KEY", str),
+    "OPENAI_BASE_URL": ("OPENAI_BASE_URL", str),
+    "ANTHROPIC_API_KEY": ("ANTHROPIC_API_KEY", str),
+    "ANTHROPIC_BASE_URL": ("ANTHROPIC_BASE_URL", str),
+    "OLLAMA_HOST": ("OLLAMA_HOST", str),
+    "SLUICE_AUTH": ("SLUICE_AUTH", _on_off),
+    "SLUICE_DEMO_TOKENS_PER_SECOND": (
+        "SLUICE_DEMO_TOKENS_PER_SECOND", _number("SLUICE_DEMO_TOKENS_PER_SECOND", float)),
+    "SLUICE_PING_SECONDS": ("SLUICE_PING_SECONDS", _number("SLUICE_PING_SECONDS", float)),
+    "SLUICE_CHECKPOINT_SECONDS": (
+        "SLUICE_CHECKPOINT_SECONDS", _number("SLUICE_CHECKPOINT_SECONDS", float)),
+    "SLUICE_EVENT_TTL_SECONDS": (
+        "SLUICE_EVENT_TTL_SECONDS", _number("SLUICE_EVENT_TTL_SECONDS", float)),
+    "SLUICE_CONNECT_TIMEOUT": ("SLUICE_CONNECT_TIMEOUT", _number("SLUICE_CONNECT_TIMEOUT", float)),
+    "SLUICE_READ_TIMEOUT": ("SLUICE_READ_TIMEOUT", _number("SLUICE_READ_TIMEOUT", float)),
+    "SLUICE_MAX_REQUEST_BYTES": ("MAX_CONTENT_LENGTH", _number("SLUICE_MAX_REQUEST_BYTES", int)),
+}
+
+
+def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment sets, parsed; a malformed value stops startup."""
+    settings: dict[str, Any] = {}
+    for variable, (key, parse) in _ENVIRONMENT.items():
+        raw = environ.get(variable, "").strip()
+        if raw:
+            settings[key] = parse(raw)
+    return settings

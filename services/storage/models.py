@@ -1,0 +1,103 @@
+"""The stored conversation: threads and their messages."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe identifier such as `msg_3f9a…`; the prefix tells its kind."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, without tzinfo: every timestamp is stored as naive UTC."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """A stored naive-UTC timestamp as ISO 8601 with a `Z`."""
+    return None if moment is None else moment.isoformat(timespec="milliseconds") + "Z"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Thread(Base):
+    __tablename__ = "threads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("thr"))
+    title: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200))
+    system: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="thread", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Message.position")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "model": self.model,
+            "system": self.system,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("thread_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    # Order within the thread; unique, so two replies racing on one thread cannot interleave.
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    model: Mapped[str | None] = mapped_column(String(200))
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_sec: Mapped[float | None] = mapped_column(Float)
+    stream_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    thread: Mapped[Thread] = relationship(back_populates="messages")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "thread_id": self.thread_id,
+            "role": self.role,
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "status": self.status,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "tool_calls": self.tool_calls,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+            "metrics": {
+                "ttft_ms": self.ttft_ms,
+                "duration_ms": self.duration_ms,
+                "tokens_per_sec": self.tokens_per_sec,
+            },
+            "error": self.error,
+            "stream_id": self.stream_id,
+            "created_at": isoformat(self.created_at),
+        }
