@@ -1,0 +1,99 @@
+"""The offline demo model: deterministic Markdown built from the request, streamed
+at a human-visible pace, so Sluice can be tried with no key and no network."""
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+
+from .base import (ChatRequest, Completion, Finish, Provider, ProviderEvent, ProviderStream,
+                   TextDelta, Usage)
+from .errors import UnknownModelError
+
+MODELS = ("echo",)
+_TOKEN = re.compile(r"\s*\S+")
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+def demo_answer(request: ChatRequest) -> str:
+    """The demo model's whole answer to `request`; the same request gives the same text."""
+    prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    words = re.findall(r"[\w'’-]+", prompt)
+    longest = max(words, key=len) if words else "(none)"
+    turns = sum(1 for m in request.messages if m.role == "user")
+    return "\n".join([
+        "**This is Sluice's demo model**, an offline stand-in for a real LLM. "
+        "It does not understand you: it builds this answer from your message so you "
+        "can watch streaming work without an API key.",
+        "",
+        f"> {_excerpt(prompt) or '(an empty message)'}",
+        "",
+        "### What I noticed",
+        f"- Your message has **{len(words)} words** and {len(prompt)} characters.",
+        f"- Its longest word is `{longest}`.",
+        f"- This is turn {turns} of this thread.",
+        "",
+        "### What is happening right now",
+        "1. Sluice stored your message before calling any model.",
+        "2. A producer is generating this answer and appending each piece to the "
+        "stream's event log, one event at a time.",
+        "3. Your connection only *subscribes* to that log. Close it and the answer "
+        "still completes and is saved; reconnect with `Last-Event-ID` and you pick up "
+        "exactly where you left off.",
+        "4. `POST /api/v1/streams/<id>/cancel` stops it half-way and keeps the text so far.",
+        "",
+        "### Try a real model",
+        "Set `OPENAI_API_KEY` and `LLM_MODEL=openai/gpt-4o-mini`, or point "
+        "`OPENAI_BASE_URL` at any OpenAI-compatible server, and ask again.",
+    ])
+
+
+class DemoProvider(Provider):
+    """Streams `demo_answer` word by word at `tokens_per_second`."""
+
+    name = "demo"
+
+    def __init__(self, tokens_per_second: float = 30.0) -> None:
+        self.delay = 1.0 / tokens_per_second
+
+    def check_model(self, model: str) -> None:
+        if model not in MODELS:
+            raise UnknownModelError(
+                f"the demo provider has no model {model!r}; it has: "
+                + ", ".join(f"demo/{name}" for name in MODELS))
+
+    def models(self) -> list[dict[str, object]]:
+        return [{"id": f"demo/{name}", "provider": self.name, "streaming": True}
+                for name in MODELS]
+
+    def complete(self, request: ChatRequest) -> Completion:
+        text = demo_answer(request)
+        return Completion(text=text, finish_reason="stop", usage=self._usage(request, text))
+
+    def stream(self, request: ChatRequest) -> ProviderStream:
+        self.check_model(request.model)
+        stop = threading.Event()
+        return ProviderStream(self._events(request, stop), stop.set)
+
+    def _events(self, request: ChatRequest, stop: threading.Event) -> Iterator[ProviderEvent]:
+        text = demo_answer(request)
+        for token in _TOKEN.findall(text):
+            # Waiting on the event instead of sleeping makes close() take effect at once.
+            if stop.wait(self.delay):
+                return
+            yield TextDelta(token)
+        yield self._usage(request, text)
+        yield Finish("stop")
+
+    @staticmethod
+    def _usage(request: ChatRequest, answer: str) -> Usage:
+        prompt_words = sum(_word_count(m.content) for m in request.messages)
+        return Usage(input_tokens=prompt_words, output_tokens=len(_TOKEN.findall(answer)))
