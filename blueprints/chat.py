@@ -1,0 +1,59 @@
+"""Threads and messages: `/api/v1/threads…`."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, stream_with_context
+
+from services import chat
+from services.providers import registry
+from services.sse import sse_response
+from services.storage import request_session
+from services.streaming import streaming
+
+from .errors import json_body
+
+bp = Blueprint("chat", __name__, url_prefix="/api/v1/threads")
+
+
+@bp.post("")
+def create_thread() -> tuple[Response, int]:
+    thread = chat.create_thread(request_session(), registry(), json_body())
+    return jsonify({"thread": thread.to_dict()}), 201
+
+
+@bp.get("")
+def list_threads() -> Response:
+    return jsonify({"threads": [t.to_dict() for t in chat.list_threads(request_session())]})
+
+
+@bp.get("/<thread_id>")
+def get_thread(thread_id: str) -> Response:
+    return jsonify({"thread": chat.get_thread(request_session(), thread_id).to_dict()})
+
+
+@bp.delete("/<thread_id>")
+def delete_thread(thread_id: str) -> tuple[str, int]:
+    chat.delete_thread(request_session(), streaming(), thread_id)
+    return "", 204
+
+
+@bp.get("/<thread_id>/messages")
+def list_messages(thread_id: str) -> Response:
+    messages = chat.list_messages(request_session(), thread_id)
+    return jsonify({"messages": [m.to_dict() for m in messages]})
+
+
+@bp.post("/<thread_id>/messages")
+def send_message(thread_id: str) -> tuple[Response, int]:
+    user, answer = chat.reply_and_wait(request_session(), registry(), streaming(), thread_id,
+                                       json_body())
+    body = {"message": user.to_dict(), "response": answer.to_dict()}
+    if answer.status == "error":
+        # The messages are stored either way; the status tells a client the model failed.
+        return jsonify({"error": answer.error, **body}), 502
+    return jsonify(body), 200
+
+
+@bp.post("/<thread_id>/messages/stream")
+def stream_message(thread_id: str) -> Response:
+    frames = chat.stream_reply(request_session(), registry(), streaming(), thread_id, json_body())
+    return sse_response(stream_with_context(frames))
