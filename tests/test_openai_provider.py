@@ -1,0 +1,154 @@
+"""The openai provider rebuilds exactly what the model sent, from awkwardly split bodies."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+
+from services.providers.base import (ChatMessage, ChatRequest, Completion, Finish,
+                                     TextDelta, Usage)
+from services.providers.errors import (AuthenticationError, IncompleteStreamError,
+                                       OverloadedError, ProviderConnectionError,
+                                       ProviderTimeoutError, RateLimitError,
+                                       UpstreamStreamError)
+from services.providers.http import pooled_session
+from services.providers.openai import OpenAIProvider
+
+from .fake_upstream import Reply, fixture
+
+_names = (f"case-{n}" for n in itertools.count())
+
+# Every byte alone, then a few odd sizes, close-delimited as well as chunked.
+SPLITS = [
+    pytest.param({"chunk_size": 1}, id="byte-by-byte"),
+    pytest.param({"chunk_size": 3}, id="3-bytes"),
+    pytest.param({"chunk_size": 7, "chunked": False}, id="7-bytes-close-delimited"),
+    pytest.param({}, id="one-piece"),
+]
+
+
+@pytest.fixture
+def provider(fake_openai):
+    return OpenAIProvider(base_url=fake_openai.url + "/v1", api_key="sk-test",
+                          session=pooled_session(), connect_timeout=2, read_timeout=2)
+
+
+def ask(model: str) -> ChatRequest:
+    return ChatRequest(model=model, messages=(ChatMessage("system", "Be brief."),
+                                              ChatMessage("user", "Say hello")))
+
+
+def collect(provider: OpenAIProvider, model: str) -> list:
+    return list(provider.stream(ask(model)))
+
+
+def texts(events: list) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/text_with_usage.sse"), **split))
+    events = collect(provider, model)
+    assert texts(events) == "Héllo, 世界 👋🏽 — done."
+    assert events[-2:] == [Usage(19, 7), Finish("stop")]
+    sent = fake_openai.requests[model][0]
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["headers"]["Authorization"] == "Bearer sk-test"
+    assert sent["json"]["stream"] is True
+    assert sent["json"]["stream_options"] == {"include_usage": True}
+    assert sent["json"]["messages"] == [{"role": "system", "content": "Be brief."},
+                                        {"role": "user", "content": "Say hello"}]
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_crlf_keepalive_comments_and_blank_data_lines(provider, fake_openai, split):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/length_crlf_keepalive.sse"), **split))
+    events = collect(provider, model)
+    assert texts(events) == "Line one\nline two ends"
+    assert events[-2:] == [Usage(19, 4), Finish("length")]
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_an_error_object_in_the_stream_is_an_error_even_before_done(provider, fake_openai,
+                                                                     split):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/error_then_done.sse"), **split))
+    received = []
+    with pytest.raises(UpstreamStreamError, match="ran out of KV cache blocks"):
+        for event in provider.stream(ask(model)):
+            received.append(event)
+    assert texts(received) == "Partial an"
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_a_body_that_ends_without_done_is_incomplete_not_a_success(provider, fake_openai,
+                                                                    split):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/truncated.sse"), **split))
+    received = []
+    with pytest.raises(IncompleteStreamError) as caught:
+        for event in provider.stream(ask(model)):
+            received.append(event)
+    assert texts(received) == "This answer is cut off"
+    assert caught.value.retryable
+    assert not any(isinstance(e, Finish) for e in received)
+
+
+@pytest.mark.parametrize(("status", "error", "retryable"), [
+    (401, AuthenticationError, False),
+    (429, RateLimitError, True),
+    (503, OverloadedError, True),
+])
+def test_http_errors_map_to_the_exception_tree(provider, fake_openai, status, error, retryable):
+    model = next(_names)
+    body = b'{"error": {"message": "nope, try later", "type": "x", "code": null}}'
+    fake_openai.script(model, Reply(body, status=status, content_type="application/json"))
+    with pytest.raises(error, match="nope, try later") as caught:
+        provider.stream(ask(model))
+    assert caught.value.status == status
+    assert caught.value.retryable is retryable
+
+
+def test_a_silent_upstream_times_out(provider, fake_openai):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/text_with_usage.sse")[:300], then_hang=5))
+    with pytest.raises(ProviderTimeoutError):
+        collect(provider, model)
+
+
+def test_an_unreachable_server_is_a_connection_error():
+    provider = OpenAIProvider(base_url="http://127.0.0.1:9/v1", api_key=None,
+                              session=pooled_session(), connect_timeout=1, read_timeout=1)
+    with pytest.raises(ProviderConnectionError):
+        provider.stream(ask("any"))
+
+
+def test_non_streaming_completion(provider, fake_openai):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/completion.json"),
+                                    content_type="application/json", chunk_size=5))
+    assert provider.complete(ask(model)) == Completion(
+        text="Héllo, 世界 👋🏽", finish_reason="stop", usage=Usage(19, 7))
+    assert fake_openai.requests[model][0]["json"]["stream"] is False
+
+
+def test_close_from_another_thread_cuts_a_silent_upstream(fake_openai):
+    provider = OpenAIProvider(base_url=fake_openai.url + "/v1", api_key="sk-test",
+                              session=pooled_session(), connect_timeout=2, read_timeout=60)
+    model = next(_names)
+    body = fixture("openai/text_with_usage.sse")
+    first_two_events = body[:body.index(b"\n\n", body.index(b"\n\n") + 2) + 2]
+    fake_openai.script(model, Reply(first_two_events, then_hang=60))
+    stream = provider.stream(ask(model))
+    events = iter(stream)
+    assert isinstance(next(events), TextDelta)
+    threading.Timer(0.2, stream.close).start()
+    started = time.monotonic()
+    assert list(events) == []  # ends quietly: it was stopped on purpose
+    assert time.monotonic() - started < 10  # not the 60 s the upstream would stay silent
+    assert fake_openai.hung_up[model].wait(5)
