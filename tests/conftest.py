@@ -20,7 +20,6 @@ from services.storage.migrate import upgrade_database
 from services.streaming import streaming
 
 from .fake_upstream import FakeUpstream
-from .sse_client import read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,21 +40,35 @@ def fake_openai() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def app(tmp_path: Path, migrated_template: Path, fake_openai: FakeUpstream):
-    db_path = tmp_path / "sluice.db"
-    shutil.copy(migrated_template, db_path)
-    app = create_app({
-        "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{db_path}",
-        "OPENAI_BASE_URL": fake_openai.url + "/v1",
-        "OPENAI_API_KEY": "sk-test",
-        "SLUICE_DEMO_TOKENS_PER_SECOND": 2000.0,
-        "SLUICE_PING_SECONDS": 0.5,
-        "SLUICE_READ_TIMEOUT": 5.0,
-    })
-    yield app
-    streaming(app).runs.shutdown(timeout=5)
-    database(app).engine.dispose()
+def make_app(tmp_path: Path, migrated_template: Path, fake_openai: FakeUpstream):
+    """Builds apps on a fresh copy of the migrated database, with `overrides` on top."""
+    apps = []
+
+    def build(**overrides):
+        db_path = tmp_path / f"sluice-{len(apps)}.db"
+        shutil.copy(migrated_template, db_path)
+        app = create_app({
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "OPENAI_BASE_URL": fake_openai.url + "/v1",
+            "OPENAI_API_KEY": "sk-test",
+            "SLUICE_DEMO_TOKENS_PER_SECOND": 2000.0,
+            "SLUICE_PING_SECONDS": 0.5,
+            "SLUICE_READ_TIMEOUT": 5.0,
+            **overrides,
+        })
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        streaming(app).runs.shutdown(timeout=5)
+        database(app).engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture
@@ -82,10 +95,10 @@ class LiveServer:
     def start(self) -> LiveServer:
         subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db-upgrade"],
                        cwd=ROOT, env=self.env, check=True, capture_output=True)
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -95,12 +108,18 @@ class LiveServer:
                     return self
             except requests.ConnectionError:
                 time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"gunicorn did not start; its log:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=40)
+
+    def assert_log_clean(self) -> None:
+        """A traceback in the server's log is a bug even when every response looked fine."""
+        log = self.log_path.read_text()
+        assert "Traceback" not in log, log[log.index("Traceback") - 300:][:4000]
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         return requests.request(method, self.url + path, timeout=30, **kwargs)
@@ -148,8 +167,4 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
     }).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def stream_reader():
-    return read_stream
+    server.assert_log_clean()

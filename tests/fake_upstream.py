@@ -59,7 +59,7 @@ class FakeUpstream:
     def __init__(self) -> None:
         self._replies: dict[str, list[Reply]] = defaultdict(list)
         self.requests: dict[str, list[dict]] = defaultdict(list)
-        self.hung_up: dict[str, threading.Event] = defaultdict(threading.Event)
+        self.hung_up: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -77,6 +77,8 @@ class FakeUpstream:
         """Answer the next requests for `model` with `replies`, in order; the last repeats."""
         with self._lock:
             self._replies[model].extend(replies)
+            # Made here, before any request, so the test and the server share one Event.
+            self.hung_up.setdefault(model, threading.Event())
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:
@@ -106,7 +108,8 @@ class FakeUpstream:
                 try:
                     self._send(reply)
                 except (BrokenPipeError, ConnectionResetError):
-                    upstream.hung_up[model].set()
+                    if model in upstream.hung_up:
+                        upstream.hung_up[model].set()
                     self.close_connection = True
 
             def _wait(self, seconds: float) -> None:

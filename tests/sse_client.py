@@ -32,5 +32,10 @@ def read_stream(response: requests.Response) -> Iterator[Received]:
         yield Received(int(sse.id), sse.event, data)
 
 
+def read_test_response(response) -> list[Received]:
+    """The events of a streamed response from Flask's test client."""
+    return [Received(int(e.id), e.event, e.json()) for e in SSEDecoder(response.response)]
+
+
 def text_of(events: list[Received]) -> str:
     return "".join(e.data["content"] for e in events if e.event == "delta")

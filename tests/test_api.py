@@ -9,7 +9,7 @@ from services.providers.base import ChatMessage, ChatRequest
 from services.providers.demo import demo_answer
 
 from .fake_upstream import Reply, fixture
-from .sse_client import Received
+from .sse_client import read_test_response
 
 
 def new_thread(client, **fields) -> str:
@@ -20,11 +20,6 @@ def new_thread(client, **fields) -> str:
 
 def messages(client, thread_id: str) -> list[dict]:
     return client.get(f"/api/v1/threads/{thread_id}/messages").get_json()["messages"]
-
-
-def sse_events(response) -> list[Received]:
-    from services.sse import iter_sse
-    return [Received(int(e.id), e.event, e.json()) for e in iter_sse(response.response)]
 
 
 def test_thread_lifecycle(client):
@@ -66,7 +61,7 @@ def test_streaming_reply_through_the_test_client(client):
     assert response.headers["Content-Type"] == "text/event-stream"
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["X-Accel-Buffering"] == "no"
-    events = sse_events(response)
+    events = read_test_response(response)
     assert [e.id for e in events] == list(range(1, len(events) + 1))
     assert [e.event for e in events[:2]] == ["start", "message_saved"]
     assert [e.event for e in events].count("done") == 1 and events[-1].event == "done"

@@ -147,8 +147,9 @@ def test_close_from_another_thread_cuts_a_silent_upstream(fake_openai):
     stream = provider.stream(ask(model))
     events = iter(stream)
     assert isinstance(next(events), TextDelta)
-    threading.Timer(0.2, stream.close).start()
+    threading.Timer(0.2, stream.interrupt).start()
     started = time.monotonic()
     assert list(events) == []  # ends quietly: it was stopped on purpose
     assert time.monotonic() - started < 10  # not the 60 s the upstream would stay silent
+    stream.close()
     assert fake_openai.hung_up[model].wait(5)

@@ -68,34 +68,40 @@ class Completion:
 
 
 class ProviderStream:
-    """The events of one streaming call, and a way to stop it from another thread.
+    """The events of one streaming call, and how to stop it.
 
-    `close()` may be called while another thread or greenlet is blocked reading:
-    it closes the upstream connection, so even a silent upstream is cut.
+    `interrupt()` is for any other thread or greenlet: it wakes a reader blocked
+    on a silent upstream (by shutting the connection down) and iteration ends.
+    `close()` is for the reader itself, when it is done: it releases the connection.
     """
 
-    def __init__(self, events: Iterator[ProviderEvent], close: Callable[[], None]) -> None:
+    def __init__(self, events: Iterator[ProviderEvent], close: Callable[[], None],
+                 interrupt: Callable[[], None] | None = None) -> None:
         self._events = events
         self._close = close
-        self._closed = threading.Event()
+        self._interrupt = interrupt or close
+        self._interrupted = threading.Event()
 
     def __iter__(self) -> Iterator[ProviderEvent]:
         try:
             yield from self._events
         except Exception:
-            # A read interrupted by close() fails in transport-specific ways
-            # (EOF mid-chunk, a socket already gone): the stream simply ended.
-            if not self.closed:
+            # A read cut by interrupt() fails in transport-specific ways (EOF
+            # mid-chunk, a socket already gone): the stream simply ended.
+            if not self.interrupted:
                 raise
 
     @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
+    def interrupted(self) -> bool:
+        return self._interrupted.is_set()
+
+    def interrupt(self) -> None:
+        if not self._interrupted.is_set():
+            self._interrupted.set()
+            self._interrupt()
 
     def close(self) -> None:
-        if not self._closed.is_set():
-            self._closed.set()
-            self._close()
+        self._close()
 
 
 class Provider(ABC):

@@ -13,11 +13,12 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from .errors import ProviderConnectionError, ProviderTimeoutError, status_error
 
 
-def close_response(response: requests.Response) -> None:
-    """Close a streamed response, even while another thread is blocked reading it.
+def shutdown_response(response: requests.Response) -> None:
+    """Cut a streamed response's connection, from any thread or greenlet.
 
-    Under gevent, closing the socket wakes the reading greenlet; a plain thread
-    blocked in recv() only wakes when the socket is shut down first.
+    The reader blocked on it wakes up (a plain thread blocked in recv() only wakes
+    on a shutdown; closing the response from outside the reader is not safe
+    under gevent), and closes the response itself when its iteration ends.
     """
     connection = getattr(response.raw, "connection", None)
     sock = getattr(connection, "sock", None)
@@ -25,8 +26,7 @@ def close_response(response: requests.Response) -> None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
-            pass  # already closed by the peer or by us
-    response.close()
+            pass  # already closed by the peer or by the reader
 
 
 def pooled_session(pool_size: int = 100) -> requests.Session:

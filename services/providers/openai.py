@@ -16,7 +16,7 @@ import requests
 from .base import (ChatRequest, Completion, Finish, Provider, ProviderEvent, ProviderStream,
                    ReasoningDelta, TextDelta, Usage)
 from .errors import IncompleteStreamError, UpstreamStreamError, error_message
-from .http import HttpClient, close_response
+from .http import HttpClient, shutdown_response
 from ..sse import SSEDecoder
 
 FINISH_REASONS = {
@@ -76,7 +76,8 @@ class OpenAIProvider(Provider):
 
     def stream(self, request: ChatRequest) -> ProviderStream:
         response = self.http.post("/chat/completions", self._payload(request, True), True)
-        return ProviderStream(self._events(response), lambda: close_response(response))
+        return ProviderStream(self._events(response), response.close,
+                              interrupt=lambda: shutdown_response(response))
 
     def _events(self, response: requests.Response) -> Iterator[ProviderEvent]:
         finish_reason: str | None = None

@@ -105,6 +105,7 @@ class MemoryEventLog(EventLog):
 
     def has(self, stream_id: str) -> bool:
         with self._lock:
+            self._expire(time.monotonic())
             return stream_id in self._streams
 
     def _get(self, stream_id: str) -> _Stream:
@@ -115,6 +116,7 @@ class MemoryEventLog(EventLog):
                 raise UnknownStream(stream_id) from None
 
     def _expire(self, now: float) -> None:
+        """Drop logs closed more than the TTL ago (oldest first, so this stops early)."""
         while self._closed_at:
             stream_id, closed_at = next(iter(self._closed_at.items()))
             if now - closed_at < self.ttl_seconds:

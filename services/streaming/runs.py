@@ -79,7 +79,7 @@ class StreamRun:
         with self._upstream_lock:
             upstream = self._upstream
         if upstream is not None:
-            upstream.close()
+            upstream.interrupt()
 
     def run(self) -> None:
         """The producer's body; always ends the stream with exactly one `done`."""

@@ -1,0 +1,75 @@
+"""Migrations, settings, and resuming a stream whose events have expired."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from alembic import command
+
+from services.config import settings_from_env
+from services.storage.migrate import alembic_config, upgrade_database
+from services.streaming import streaming
+
+from .sse_client import read_test_response
+
+
+def test_migrations_build_exactly_the_schema_the_models_describe(tmp_path):
+    url = f"sqlite:///{tmp_path / 'check.db'}"
+    upgrade_database(url)
+    command.check(alembic_config(url))  # raises if models and migrations differ
+    command.downgrade(alembic_config(url), "base")
+    upgrade_database(url)
+
+
+def test_environment_settings_are_parsed():
+    settings = settings_from_env({
+        "DATABASE_URL": "postgresql+psycopg://u:p%40ss@db/sluice",
+        "LLM_MODEL": "openai/gpt-4o-mini",
+        "SLUICE_AUTH": "ON",
+        "SLUICE_DEMO_TOKENS_PER_SECOND": "12.5",
+        "SLUICE_MAX_REQUEST_BYTES": "2048",
+        "OPENAI_API_KEY": "",  # empty counts as unset
+        "UNRELATED": "x",
+    })
+    assert settings == {
+        "DATABASE_URL": "postgresql+psycopg://u:p%40ss@db/sluice",
+        "LLM_MODEL": "openai/gpt-4o-mini",
+        "SLUICE_AUTH": "on",
+        "SLUICE_DEMO_TOKENS_PER_SECOND": 12.5,
+        "MAX_CONTENT_LENGTH": 2048,
+    }
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("SLUICE_PING_SECONDS", "soon"),
+    ("SLUICE_CHECKPOINT_SECONDS", "0"),
+    ("SLUICE_AUTH", "maybe"),
+])
+def test_a_malformed_setting_stops_startup_with_its_name(variable, value):
+    with pytest.raises(ValueError, match=variable):
+        settings_from_env({variable: value})
+
+
+def test_an_unservable_default_model_stops_startup(make_app):
+    with pytest.raises(Exception, match="no provider 'nowhere'"):
+        make_app(LLM_MODEL="nowhere/model")
+
+
+def test_resume_after_the_event_log_expired_replays_the_stored_message(make_app):
+    app = make_app(SLUICE_EVENT_TTL_SECONDS=0.05)
+    client = app.test_client()
+    thread_id = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
+    answer = client.post(f"/api/v1/threads/{thread_id}/messages",
+                         json={"content": "remember me"}).get_json()["response"]
+    time.sleep(0.1)
+    assert not streaming(app).log.has(answer["stream_id"])
+
+    response = client.get(f"/api/v1/streams/{answer['stream_id']}/events")
+    assert response.status_code == 200
+    events = read_test_response(response)
+    assert [(e.id, e.event) for e in events] == [(1, "start"), (2, "delta"), (3, "done")]
+    assert events[1].data["content"] == answer["content"]
+    assert events[2].data["status"] == "complete"
+    assert events[2].data["usage"] == answer["usage"]
+    later = client.get(f"/api/v1/streams/{answer['stream_id']}/events?after=2")
+    assert [e.event for e in read_test_response(later)] == ["done"]
