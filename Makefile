@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
 
-.PHONY: run test migrate clean
+.PHONY: run test migrate bench clean
 
 # A stamp per requirements file: reinstall only when a file changes.
 $(VENV)/.runtime: requirements.txt
@@ -31,3 +31,6 @@ test: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench.streams $(BENCH_ARGS)

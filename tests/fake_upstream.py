@@ -46,7 +46,9 @@ class Reply:
         return pieces(self.body, self.chunk_size) if self.chunk_size else [self.body]
 
 
-class _Server(ThreadingHTTPServer):
+class QuietHTTPServer(ThreadingHTTPServer):
+    """Threaded HTTP server that does not report clients hanging up as errors."""
+
     daemon_threads = True
 
     def handle_error(self, request: object, client_address: object) -> None:
@@ -61,7 +63,7 @@ class FakeUpstream:
         self.requests: dict[str, list[dict]] = defaultdict(list)
         self.hung_up: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self._server = QuietHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

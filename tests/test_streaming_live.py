@@ -209,3 +209,13 @@ def test_a_second_message_while_one_streams_is_409(live_server):
     list(events)
     assert [m["content"] for m in live_server.messages(thread_id)][0] == "first"
     assert len(live_server.messages(thread_id)) == 2
+
+
+def test_deleting_a_thread_stops_its_running_answer(live_server):
+    thread_id = live_server.new_thread()
+    events = read_stream(live_server.open_stream(thread_id, "delete me"))
+    read_until(events, lambda e: e.event == "delta")
+    assert live_server.api("DELETE", f"/api/v1/threads/{thread_id}").status_code == 204
+    rest = list(events)
+    assert rest[-1].event == "done" and rest[-1].data["status"] == "cancelled"
+    assert live_server.api("GET", f"/api/v1/threads/{thread_id}").status_code == 404
