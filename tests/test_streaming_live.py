@@ -104,7 +104,8 @@ def test_cancel_keeps_the_partial_answer(live_server):
     events = read_stream(live_server.open_stream(thread_id, "stop me half-way"))
     seen = read_until(events, lambda e: e.event == "delta" and e.id >= 12)
     stream_id = seen[0].data["stream_id"]
-    assert live_server.api("POST", f"/api/v1/streams/{stream_id}/cancel").status_code == 202
+    cancel = live_server.api("POST", f"/api/v1/streams/{stream_id}/cancel")
+    assert (cancel.status_code, cancel.json()["status"]) == (202, "cancelling")
     everything = seen + list(events)
     assert_well_formed(everything)
     done = everything[-1].data
@@ -114,7 +115,8 @@ def test_cancel_keeps_the_partial_answer(live_server):
     assert stored["content"] == text_of(everything)
     assert 0 < len(stored["content"]) < len(full_demo_answer("stop me half-way"))
     # Cancelling again, once it has ended, is accepted and changes nothing.
-    assert live_server.api("POST", f"/api/v1/streams/{stream_id}/cancel").status_code == 202
+    again = live_server.api("POST", f"/api/v1/streams/{stream_id}/cancel")
+    assert (again.status_code, again.json()["status"]) == (202, "cancelled")
     assert live_server.messages(thread_id)[-1] == stored
 
 

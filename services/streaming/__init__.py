@@ -55,7 +55,8 @@ def stream_frames(session: Session, stream_id: str, after: int) -> Iterator[byte
 
 
 def cancel_stream(session: Session, stream_id: str) -> dict[str, str]:
-    """Stop a stream; cancelling one that already ended is accepted and changes nothing."""
-    if not streaming().runs.cancel(stream_id):
-        _stored_message(session, stream_id)
-    return {"stream_id": stream_id, "status": "cancelling"}
+    """Stop a stream. Cancelling one that has already ended is accepted and changes nothing;
+    the answer says which happened (`cancelling`, or the stored message's status)."""
+    if streaming().runs.cancel(stream_id):
+        return {"stream_id": stream_id, "status": "cancelling"}
+    return {"stream_id": stream_id, "status": _stored_message(session, stream_id).status}
