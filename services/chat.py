@@ -10,15 +10,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .errors import ApiError
-from .providers import (ChatMessage, ChatRequest, Provider, ProviderRegistry,
-                        UnknownModelError)
+from .providers import (ChatMessage, ChatRequest, ProviderRegistry, ResolvedModel, ToolCall,
+                        ToolSpec, UnknownModelError)
 from .storage import Message, Thread
 from .storage.models import new_id, utcnow
+from .tools import parse_tool_results, parse_tools, pending_tool_calls
 from .streaming import RunSpec, StreamRun, Streaming
 from .streaming.subscribe import follow
 
@@ -38,12 +39,12 @@ def _optional_text(body: dict[str, Any], field: str, limit: int | None = None) -
     return value
 
 
-def _check_model(providers: ProviderRegistry, model: str) -> Provider:
+def _candidates(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel, ...]:
+    """The model and its fallbacks, or a 400 if this server cannot serve the model."""
     try:
-        provider, _ = providers.resolve(model)
+        return providers.chain(model)
     except UnknownModelError as exc:
         raise ApiError(400, "unknown_model", exc.message) from exc
-    return provider
 
 
 def create_thread(session: Session, providers: ProviderRegistry, body: dict[str, Any]) -> Thread:
@@ -52,7 +53,7 @@ def create_thread(session: Session, providers: ProviderRegistry, body: dict[str,
     model = _optional_text(body, "model", 200)
     system = _optional_text(body, "system")
     if model is not None:
-        _check_model(providers, model)
+        _candidates(providers, model)
     thread = Thread(title=title, model=model, system=system)
     session.add(thread)
     session.commit()
@@ -87,62 +88,87 @@ def list_messages(session: Session, thread_id: str) -> list[Message]:
 
 @dataclass(frozen=True)
 class ReplyInput:
-    content: str
+    content: str | None  # a user message, or None when answering tool calls
     model: str | None
+    tools: tuple[ToolSpec, ...]
+    tool_results: Any  # raw; checked against the thread's pending calls
 
 
 def parse_reply(body: dict[str, Any]) -> ReplyInput:
     """The fields of a message request, or a 400 that says what is wrong."""
     content = body.get("content")
-    if not isinstance(content, str) or not content.strip():
-        raise ApiError(400, "invalid_content", "'content' must be a non-empty string.")
     if body.get("callback_url") is not None:
         raise ApiError(400, "unsupported_field",
                        "'callback_url' (webhook delivery) is not available on this server yet.")
-    if body.get("tools"):
-        raise ApiError(400, "unsupported_field", "'tools' are not available on this server yet.")
-    return ReplyInput(content=content, model=_optional_text(body, "model", 200))
+    tool_results = body.get("tool_results")
+    if tool_results is not None:
+        if content is not None:
+            raise ApiError(400, "invalid_content",
+                           "Send either 'content' or 'tool_results', not both.")
+    elif not isinstance(content, str) or not content.strip():
+        raise ApiError(400, "invalid_content", "'content' must be a non-empty string.")
+    return ReplyInput(content=content, model=_optional_text(body, "model", 200),
+                      tools=parse_tools(body.get("tools")), tool_results=tool_results)
 
 
-def _history(thread: Thread, new_content: str) -> tuple[ChatMessage, ...]:
-    messages = [ChatMessage("system", thread.system)] if thread.system else []
-    for message in thread.messages:
-        if message.content and (message.role == "user" or message.status in _HISTORY_STATUSES):
-            messages.append(ChatMessage(message.role, message.content))
-    messages.append(ChatMessage("user", new_content))
-    return tuple(messages)
+def _history(thread: Thread, messages: list[Message]) -> tuple[ChatMessage, ...]:
+    """The conversation as providers see it; tool calls nobody answered are left out."""
+    answered = {m.tool_call_id for m in messages if m.role == "tool"}
+    names = {call["id"]: call["name"] for m in messages for call in m.tool_calls or ()}
+    history = [ChatMessage("system", thread.system)] if thread.system else []
+    for message in messages:
+        if message.role == "tool":
+            history.append(ChatMessage("tool", message.content, tool_call_id=message.tool_call_id,
+                                       name=names.get(message.tool_call_id or "")))
+            continue
+        calls = tuple(ToolCall(c["id"], c["name"], c["arguments"])
+                      for c in message.tool_calls or () if c["id"] in answered)
+        usable = message.role == "user" or message.status in _HISTORY_STATUSES
+        if usable and (message.content or calls):
+            history.append(ChatMessage(message.role, message.content, tool_calls=calls))
+    return tuple(history)
+
+
+def _inputs(reply: ReplyInput, earlier: list[Message]) -> list[Message]:
+    """The messages this request adds before the answer: the user's, or tool results."""
+    if reply.tool_results is None:
+        return [Message(role="user", content=reply.content, status="complete")]
+    results = parse_tool_results(reply.tool_results, pending_tool_calls(earlier))
+    return [Message(role="tool", content=content, tool_call_id=call_id, status="complete")
+            for call_id, content in results]
 
 
 def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
                 thread_id: str, body: dict[str, Any]) -> StreamRun:
-    """Store the user's message and an empty assistant message, and start the answer."""
+    """Store the request's messages and an empty assistant message, and start the answer."""
     reply = parse_reply(body)
     thread = get_thread(session, thread_id)
-    model = reply.model or thread.model or providers.default_model
-    provider = _check_model(providers, model)
+    candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
     if core.runs.for_thread(thread_id):
         raise ApiError(409, "thread_busy",
                        "An answer is still streaming in this thread; wait for it or cancel it.")
-    request = ChatRequest(model=model.partition("/")[2],
-                          messages=_history(thread, reply.content))
-    position = session.scalar(
-        select(func.coalesce(func.max(Message.position), -1)).where(Message.thread_id == thread_id))
-    user = Message(thread_id=thread_id, position=position + 1, role="user",
-                   content=reply.content, status="complete")
-    assistant = Message(thread_id=thread_id, position=position + 2, role="assistant",
-                        content="", status="streaming", model=model, stream_id=new_id("str"))
-    if thread.title is None:
+    earlier = list(thread.messages)
+    inputs = _inputs(reply, earlier)
+    position = earlier[-1].position + 1 if earlier else 0
+    for offset, message in enumerate(inputs):
+        message.thread_id, message.position = thread_id, position + offset
+    assistant = Message(thread_id=thread_id, position=position + len(inputs), role="assistant",
+                        content="", status="streaming", model=candidates[0].id,
+                        stream_id=new_id("str"))
+    if thread.title is None and reply.content:
         thread.title = " ".join(reply.content.split())[:TITLE_LENGTH]
     thread.updated_at = utcnow()
-    session.add_all([user, assistant])
+    session.add_all([*inputs, assistant])
     try:
         session.commit()
     except IntegrityError as exc:  # another reply on this thread won the race
         session.rollback()
         raise ApiError(409, "thread_busy", "Another message was just sent to this thread.") from exc
+    request = ChatRequest(model="", messages=_history(thread, earlier + inputs), tools=reply.tools)
     spec = RunSpec(stream_id=assistant.stream_id, message_id=assistant.id, thread_id=thread_id,
-                   model=model, request=request, user_message=user.to_dict())
-    return core.runs.start(spec, provider)
+                   candidates=candidates, request=request,
+                   saved_messages=tuple(m.to_dict() for m in inputs))
+    return core.runs.start(spec)
 
 
 def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming,
@@ -154,12 +180,13 @@ def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming,
 
 def reply_and_wait(session: Session, providers: ProviderRegistry, core: Streaming,
                    thread_id: str, body: dict[str, Any]) -> tuple[Message, Message]:
-    """Start a reply, wait until it has ended, and return the stored user and assistant messages."""
+    """Start a reply, wait until it has ended, and return the stored request message (the
+    user's, or the last tool result) and the assistant message."""
     run = start_reply(session, providers, core, thread_id, body)
     run.finished.wait()
     session.expire_all()
     assistant = session.get(Message, run.spec.message_id)
-    user = session.get(Message, run.spec.user_message["id"])
+    user = session.get(Message, run.spec.saved_messages[-1]["id"])
     if assistant is None or user is None:
         raise ApiError(404, "thread_not_found", "The thread was deleted while answering.")
     return user, assistant

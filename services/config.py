@@ -36,8 +36,19 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # later resumes are answered from the stored message.
         "SLUICE_EVENT_TTL_SECONDS": 900.0,
         "SLUICE_CONNECT_TIMEOUT": 10.0,
+        # From sending a request to the provider to its first visible output.
+        "SLUICE_FIRST_TOKEN_TIMEOUT": 60.0,
         # Longest silence tolerated between two chunks of a provider's answer.
         "SLUICE_READ_TIMEOUT": 120.0,
+        "SLUICE_TOTAL_TIMEOUT": 600.0,
+        # Attempts per model before its first output (connection errors, 429, 5xx).
+        "SLUICE_RETRY_ATTEMPTS": 3,
+        "SLUICE_RETRY_BASE_SECONDS": 0.5,
+        "SLUICE_RETRY_MAX_SECONDS": 8.0,
+        # Models tried in order when the chosen one fails before its first output.
+        "SLUICE_FALLBACK_MODELS": [],
+        # TOML file with per-model settings; see services/providers/catalog.py.
+        "SLUICE_MODELS_FILE": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
     }
 
@@ -62,6 +73,10 @@ def _on_off(raw: str) -> str:
     return value
 
 
+def _model_list(raw: str) -> list[str]:
+    return [model.strip() for model in raw.split(",") if model.strip()]
+
+
 # Environment variable -> (config key, parser). Unset or empty variables keep the default.
 _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DATABASE_URL": ("DATABASE_URL", str),
@@ -82,6 +97,16 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
         "SLUICE_EVENT_TTL_SECONDS", _number("SLUICE_EVENT_TTL_SECONDS", float)),
     "SLUICE_CONNECT_TIMEOUT": ("SLUICE_CONNECT_TIMEOUT", _number("SLUICE_CONNECT_TIMEOUT", float)),
     "SLUICE_READ_TIMEOUT": ("SLUICE_READ_TIMEOUT", _number("SLUICE_READ_TIMEOUT", float)),
+    "SLUICE_FIRST_TOKEN_TIMEOUT": (
+        "SLUICE_FIRST_TOKEN_TIMEOUT", _number("SLUICE_FIRST_TOKEN_TIMEOUT", float)),
+    "SLUICE_TOTAL_TIMEOUT": ("SLUICE_TOTAL_TIMEOUT", _number("SLUICE_TOTAL_TIMEOUT", float)),
+    "SLUICE_RETRY_ATTEMPTS": ("SLUICE_RETRY_ATTEMPTS", _number("SLUICE_RETRY_ATTEMPTS", int)),
+    "SLUICE_RETRY_BASE_SECONDS": (
+        "SLUICE_RETRY_BASE_SECONDS", _number("SLUICE_RETRY_BASE_SECONDS", float)),
+    "SLUICE_RETRY_MAX_SECONDS": (
+        "SLUICE_RETRY_MAX_SECONDS", _number("SLUICE_RETRY_MAX_SECONDS", float)),
+    "SLUICE_FALLBACK_MODELS": ("SLUICE_FALLBACK_MODELS", _model_list),
+    "SLUICE_MODELS_FILE": ("SLUICE_MODELS_FILE", str),
     "SLUICE_MAX_REQUEST_BYTES": ("MAX_CONTENT_LENGTH", _number("SLUICE_MAX_REQUEST_BYTES", int)),
 }
 

@@ -187,11 +187,15 @@ def test_unknown_routes_and_methods_answer_json(client):
     assert_error(client.put("/api/v1/threads"), 405, "method_not_allowed")
 
 
-@pytest.mark.parametrize("field", [{"callback_url": "http://127.0.0.1:9/hook"},
-                                   {"tools": ["clock"]}])
-def test_features_not_yet_served_are_refused_not_ignored(client, field):
+@pytest.mark.parametrize(("field", "code"), [
+    ({"callback_url": "http://127.0.0.1:9/hook"}, "unsupported_field"),
+    ({"tools": ["clock"]}, "unknown_tool"),
+    ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, "invalid_tools"),
+    ({"tools": {"type": "function"}}, "invalid_tools"),
+])
+def test_requests_sluice_cannot_honour_are_refused_not_ignored(client, field, code):
     thread_id = new_thread(client)
     response = client.post(f"/api/v1/threads/{thread_id}/messages",
                            json={"content": "hi", **field})
-    assert_error(response, 400, "unsupported_field")
+    assert_error(response, 400, code)
     assert messages(client, thread_id) == []

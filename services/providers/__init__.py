@@ -1,83 +1,158 @@
 """Model providers, and the registry that resolves `provider/model` names to them."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+import requests
 from flask import Flask, current_app
 
 from ..config import DEFAULT_OPENAI_BASE_URL
-from .base import ChatMessage, ChatRequest, Provider
+from .anthropic import AnthropicProvider
+from .base import ChatMessage, ChatRequest, Provider, ToolCall, ToolSpec
+from .catalog import ModelSettings, global_settings, load_models_file
 from .demo import DemoProvider
 from .errors import ProviderError, UnknownModelError
 from .http import pooled_session
+from .ollama import OllamaProvider
 from .openai import OpenAIProvider
+from .openai_responses import OpenAIResponsesProvider
 
 __all__ = ["ChatMessage", "ChatRequest", "Provider", "ProviderError", "ProviderRegistry",
-           "UnknownModelError", "build_registry", "init_app", "registry"]
+           "ResolvedModel", "ToolCall", "ToolSpec", "UnknownModelError", "build_registry",
+           "init_app", "registry"]
 
 EXTENSION = "sluice.providers"
 
-# Providers Sluice knows but that need settings before they can serve.
-_SETUP_HINTS = {
-    "openai": "set OPENAI_API_KEY (or OPENAI_BASE_URL for a server that needs no key)",
-    "openai-responses": "it arrives in a later release",
-    "anthropic": "it arrives in a later release",
-    "ollama": "it arrives in a later release",
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model ready to call: its settings and the provider client for them."""
+
+    settings: ModelSettings
+    provider: Provider
+
+    @property
+    def id(self) -> str:
+        return self.settings.id
+
+    def request(self, base: ChatRequest) -> ChatRequest:
+        """`base` addressed to this model, with its temperature and token limit."""
+        return replace(base, model=self.settings.name,
+                       temperature=self.settings.temperature, max_tokens=self.settings.max_tokens)
+
+
+# provider name -> (is it usable with these settings?, how to build its client)
+ProviderFactory = tuple[Callable[[ModelSettings, Mapping[str, Any]], str | None],
+                        Callable[[ModelSettings, Mapping[str, Any], requests.Session], Provider]]
+
+
+def _needs_key(key_setting: str, url_setting: str, default_url: str | None) -> Callable[
+        [ModelSettings, Mapping[str, Any]], str | None]:
+    """Usable with a key, or with a base URL of one's own (local servers need no key)."""
+    def problem(settings: ModelSettings, config: Mapping[str, Any]) -> str | None:
+        own_url = settings.base_url or (
+            config[url_setting] if config[url_setting].rstrip("/") != default_url else None)
+        if settings.api_key or config[key_setting] or own_url:
+            return None
+        return f"set {key_setting}" + (f" (or {url_setting} for a server that needs no key)"
+                                        if default_url else "")
+    return problem
+
+
+FACTORIES: dict[str, ProviderFactory] = {
+    "demo": (lambda s, c: None,
+             lambda s, c, session: DemoProvider(c["SLUICE_DEMO_TOKENS_PER_SECOND"])),
+    "openai": (_needs_key("OPENAI_API_KEY", "OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL),
+               lambda s, c, session: OpenAIProvider(
+                   s.base_url or c["OPENAI_BASE_URL"], s.api_key or c["OPENAI_API_KEY"],
+                   session, s.timeouts.connect, s.timeouts.idle)),
+    "openai-responses": (_needs_key("OPENAI_API_KEY", "OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL),
+                         lambda s, c, session: OpenAIResponsesProvider(
+                             s.base_url or c["OPENAI_BASE_URL"], s.api_key or c["OPENAI_API_KEY"],
+                             session, s.timeouts.connect, s.timeouts.idle)),
+    "anthropic": (_needs_key("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+                             "https://api.anthropic.com"),
+                  lambda s, c, session: AnthropicProvider(
+                      s.base_url or c["ANTHROPIC_BASE_URL"], s.api_key or c["ANTHROPIC_API_KEY"],
+                      session, s.timeouts.connect, s.timeouts.idle)),
+    "ollama": (lambda s, c: None,
+               lambda s, c, session: OllamaProvider(
+                   s.base_url or c["OLLAMA_HOST"], session, s.timeouts.connect,
+                   s.timeouts.idle, api_key=s.api_key)),
 }
 
 
 class ProviderRegistry:
-    """The providers this server is configured for, by name."""
+    """Which models this server can serve, and the provider clients that serve them."""
 
-    def __init__(self, providers: Mapping[str, Provider], default_model: str) -> None:
-        self.providers = dict(providers)
-        self.default_model = default_model
+    def __init__(self, config: Mapping[str, Any], models: Mapping[str, ModelSettings],
+                 base: ModelSettings) -> None:
+        self.config = config
+        self.default_model: str = config["LLM_MODEL"]
+        self.configured = dict(models)
+        self.base = base
+        self.session = pooled_session()
+        self._clients: dict[tuple[Any, ...], Provider] = {}
+        self._lock = threading.Lock()
 
-    def resolve(self, model: str) -> tuple[Provider, str]:
-        """The provider for `provider/model` and the model name it is given, unchanged."""
+    def settings(self, model: str) -> ModelSettings:
+        return self.configured.get(model) or replace(self.base, id=model)
+
+    def resolve(self, model: str) -> ResolvedModel:
+        """The provider client and settings for `provider/model`; the name is passed on unchanged."""
         name, slash, model_name = model.partition("/")
         if not slash or not name or not model_name:
             raise UnknownModelError(
                 f"Model names are written provider/model (e.g. demo/echo), got {model!r}.")
-        provider = self.providers.get(name)
-        if provider is None:
-            if name in _SETUP_HINTS:
-                raise UnknownModelError(
-                    f"The {name} provider is not configured here: {_SETUP_HINTS[name]}.")
+        if name not in FACTORIES:
             raise UnknownModelError(f"There is no provider {name!r}; known: "
-                                    + ", ".join(sorted(self.providers)) + ".")
-        provider.check_model(model_name)
-        return provider, model_name
+                                    + ", ".join(sorted(FACTORIES)) + ".")
+        settings = self.settings(model)
+        usable, build = FACTORIES[name]
+        problem = usable(settings, self.config)
+        if problem:
+            raise UnknownModelError(f"The {name} provider is not configured here: {problem}.")
+        with self._lock:
+            client = self._clients.get(settings.connection)
+            if client is None:
+                client = self._clients[settings.connection] = build(settings, self.config,
+                                                                    self.session)
+        client.check_model(model_name)
+        return ResolvedModel(settings, client)
+
+    def chain(self, model: str) -> tuple[ResolvedModel, ...]:
+        """The model, then its fallbacks in order (each once), all resolved."""
+        ids = [model] + [m for m in self.settings(model).fallbacks if m != model]
+        return tuple(self.resolve(m) for m in dict.fromkeys(ids))
 
     def models(self) -> list[dict[str, Any]]:
-        """The configured models: each provider's catalogue plus the default model."""
-        listed = [model for provider in self.providers.values() for model in provider.models()]
-        if all(model["id"] != self.default_model for model in listed):
-            provider, _ = self.resolve(self.default_model)
-            listed.insert(0, {"id": self.default_model, "provider": provider.name,
-                              "streaming": True})
+        """The default model, the configured ones, and the demo catalogue."""
+        ids = [self.default_model, *self.configured]
+        listed = [{"id": m, "provider": m.partition("/")[0],
+                   "streaming": self.settings(m).streaming} for m in dict.fromkeys(ids)]
+        demo = self.resolve("demo/echo").provider
+        listed += [m for m in demo.models() if m["id"] not in ids]
         return listed
 
 
 def build_registry(config: Mapping[str, Any]) -> ProviderRegistry:
-    """The providers `config` enables; `demo` is always there."""
-    providers: dict[str, Provider] = {
-        "demo": DemoProvider(tokens_per_second=config["SLUICE_DEMO_TOKENS_PER_SECOND"]),
-    }
-    custom_openai_url = config["OPENAI_BASE_URL"].rstrip("/") != DEFAULT_OPENAI_BASE_URL
-    if config["OPENAI_API_KEY"] or custom_openai_url:
-        providers["openai"] = OpenAIProvider(
-            base_url=config["OPENAI_BASE_URL"], api_key=config["OPENAI_API_KEY"],
-            session=pooled_session(), connect_timeout=config["SLUICE_CONNECT_TIMEOUT"],
-            read_timeout=config["SLUICE_READ_TIMEOUT"])
-    return ProviderRegistry(providers, config["LLM_MODEL"])
+    """The registry for `config`; a models file that names an unusable model stops startup."""
+    base = global_settings(config)
+    models: dict[str, ModelSettings] = {}
+    if config["SLUICE_MODELS_FILE"]:
+        with open(config["SLUICE_MODELS_FILE"], encoding="utf-8") as file:
+            models = load_models_file(file.read(), base)
+    registry = ProviderRegistry(config, models, base)
+    for model in dict.fromkeys([registry.default_model, *models]):
+        registry.chain(model)
+    return registry
 
 
 def init_app(app: Flask) -> None:
-    registry = build_registry(app.config)
-    registry.resolve(registry.default_model)  # a bad LLM_MODEL stops startup, not a request
-    app.extensions[EXTENSION] = registry
+    app.extensions[EXTENSION] = build_registry(app.config)
 
 
 def registry(app: Flask | None = None) -> ProviderRegistry:

@@ -14,9 +14,38 @@ from typing import Any, Union
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the model asks for; also an event of a stream, emitted once complete."""
+
+    id: str
+    name: str
+    arguments: str  # the complete JSON string
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call (OpenAI-style definition, provider-neutral)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object",
+                                                                 "properties": {}})
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    role: str  # "system" | "user" | "assistant" | "tool"
+    """One turn of history.
+
+    `role` is "system", "user", "assistant" or "tool". An assistant turn may carry
+    `tool_calls`; a "tool" turn answers the call `tool_call_id` (named `name`)
+    with `content`.
+    """
+
+    role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -25,6 +54,7 @@ class ChatRequest:
     messages: tuple[ChatMessage, ...]
     max_tokens: int | None = None
     temperature: float | None = None
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,13 +68,6 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # the complete JSON string
-
-
-@dataclass(frozen=True)
 class Usage:
     input_tokens: int | None
     output_tokens: int | None
@@ -52,7 +75,7 @@ class Usage:
 
 @dataclass(frozen=True)
 class Finish:
-    reason: str  # "stop" | "length" | "tool_calls" | "error"
+    reason: str  # normalised: "stop" | "length" | "tool_calls"
 
 
 ProviderEvent = Union[TextDelta, ReasoningDelta, ToolCall, Usage, Finish]

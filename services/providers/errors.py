@@ -13,7 +13,11 @@
     │   └── UpstreamServerError    5xx  upstream_error  yes
     ├── UpstreamStreamError             upstream_error  no   (error object inside a stream,
     │                                                        or a body that is not the format)
+    ├── ContentFilterError              content_filter  no   (the provider withheld the answer)
     └── IncompleteStreamError           incomplete_stream yes (body ended before its end marker)
+
+A status error may also come without an HTTP status, from an error event inside
+a stream (`error_for_type`), e.g. Anthropic's mid-stream `overloaded_error`.
 
 The streaming core turns any of these into an `error` event (`code`, `message`,
 `retryable`) followed by `done` with status `error`.
@@ -21,6 +25,7 @@ The streaming core turns any of these into an `error` event (`code`, `message`,
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -47,9 +52,11 @@ class ProviderTimeoutError(ProviderConnectionError):
 
 
 class ProviderStatusError(ProviderError):
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds, from a Retry-After header
 
 
 class BadRequestError(ProviderStatusError):
@@ -82,6 +89,10 @@ class UpstreamStreamError(ProviderError):
     pass
 
 
+class ContentFilterError(ProviderError):
+    code = "content_filter"
+
+
 class IncompleteStreamError(ProviderError):
     code = "incomplete_stream"
     retryable = True
@@ -110,7 +121,16 @@ def error_message(body: Any, fallback: str) -> str:
     return fallback
 
 
-def status_error(status: int, body_text: str, provider: str) -> ProviderStatusError:
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    raw = (headers or {}).get("retry-after") or (headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None  # an HTTP date; rare from model APIs, and the backoff covers it
+
+
+def status_error(status: int, body_text: str, provider: str,
+                 headers: Mapping[str, str] | None = None) -> ProviderStatusError:
     """The exception for an HTTP error answer from a provider."""
     if status in _BY_STATUS:
         cls = _BY_STATUS[status]
@@ -123,4 +143,31 @@ def status_error(status: int, body_text: str, provider: str) -> ProviderStatusEr
     except ValueError:
         body = None
     fallback = body_text.strip()[:200] or f"HTTP {status}"
-    return cls(f"{provider} answered {status}: {error_message(body, fallback)}", status)
+    return cls(f"{provider} answered {status}: {error_message(body, fallback)}", status,
+               _retry_after(headers))
+
+
+_BY_TYPE: dict[str, type[ProviderStatusError]] = {
+    "overloaded_error": OverloadedError,
+    "service_unavailable_error": OverloadedError,
+    "rate_limit_error": RateLimitError,
+    "rate_limit_exceeded": RateLimitError,
+    "insufficient_quota": RateLimitError,
+    "authentication_error": AuthenticationError,
+    "permission_error": AuthenticationError,
+    "not_found_error": NotFoundError,
+    "invalid_request_error": BadRequestError,
+    "api_error": UpstreamServerError,
+    "server_error": UpstreamServerError,
+}
+
+
+def error_for_type(error_type: str | None, message: str, provider: str) -> ProviderError:
+    """The exception for an error a provider reports by type name inside a stream.
+
+    Known types keep their meaning (an overload is retryable, a bad request is
+    not); an unknown type is an `UpstreamStreamError`.
+    """
+    cls = _BY_TYPE.get(error_type or "")
+    text = f"{provider} reported {error_type or 'an error'}: {message}"
+    return cls(text) if cls is not None else UpstreamStreamError(text)

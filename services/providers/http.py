@@ -67,7 +67,7 @@ class HttpClient:
                 body = ""
             finally:
                 response.close()
-            raise status_error(response.status_code, body, self.provider)
+            raise status_error(response.status_code, body, self.provider, response.headers)
         return response
 
     def chunks(self, response: requests.Response) -> Iterator[bytes]:

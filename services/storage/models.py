@@ -68,6 +68,7 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    tool_call_id: Mapped[str | None] = mapped_column(String(64))  # on role "tool" messages
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -91,6 +92,7 @@ class Message(Base):
             "model": self.model,
             "finish_reason": self.finish_reason,
             "tool_calls": self.tool_calls,
+            "tool_call_id": self.tool_call_id,
             "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
             "metrics": {
                 "ttft_ms": self.ttft_ms,

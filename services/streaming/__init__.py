@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError
 from ..storage import Message, database
 from .event_log import EventLog, MemoryEventLog
-from .runs import RunManager, RunSpec, StreamRun
+from .manager import RunManager
+from .runs import RunSpec, StreamRun
 from .subscribe import follow, replay_stored
 
 __all__ = ["RunSpec", "StreamRun", "Streaming", "cancel_stream", "init_app", "stream_frames",

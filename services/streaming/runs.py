@@ -4,23 +4,29 @@ A `StreamRun`'s producer (a thread; a greenlet under gunicorn's gevent worker)
 calls the provider, appends every event to the stream's log and checkpoints the
 answer to the database by time. Responses only subscribe to the log, so a client
 that goes away changes nothing, and only `cancel` stops the answer.
+
+Until the answer's first visible output (text, reasoning or a tool call) a
+failing model is retried with backoff, then its fallbacks are tried in order;
+after it, a failure ends the answer with the text so far. `start` is written
+when the answer starts (or fails for good), so it names the model that answered.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..providers.base import (ChatRequest, Finish, Provider, ProviderEvent, ProviderStream,
-                              ReasoningDelta, TextDelta, ToolCall, Usage)
-from ..providers.errors import ProviderError
+from ..providers import ChatRequest, ResolvedModel
+from ..providers.base import (Finish, ProviderEvent, ProviderStream, ReasoningDelta, TextDelta,
+                              ToolCall, Usage)
+from ..providers.errors import ProviderError, ProviderTimeoutError
 from ..storage import Database, Message
+from .attempts import backoff_delay, stream_from_completion
 from .event_log import EventLog
 
 logger = logging.getLogger(__name__)
@@ -33,9 +39,9 @@ class RunSpec:
     stream_id: str
     message_id: str  # the assistant message this run fills
     thread_id: str | None
-    model: str  # public name, "provider/model"
-    request: ChatRequest
-    user_message: dict[str, Any] | None = None
+    candidates: tuple[ResolvedModel, ...]  # the model, then its fallbacks
+    request: ChatRequest  # provider-neutral; addressed to each candidate in turn
+    saved_messages: tuple[dict[str, Any], ...] = ()  # stored for this request: user or tool
 
 
 @dataclass(frozen=True)
@@ -45,24 +51,33 @@ class Outcome:
     error: dict[str, Any] | None = None
 
 
-def _error_outcome(code: str, message: str, retryable: bool) -> Outcome:
-    return Outcome("error", "error", {"code": code, "message": message, "retryable": retryable})
+CANCELLED = Outcome("cancelled", "cancelled")
+
+
+def _failed(exc: ProviderError) -> Outcome:
+    return Outcome("error", "error",
+                   {"code": exc.code, "message": exc.message, "retryable": exc.retryable})
 
 
 class StreamRun:
     """Produces one answer into the event log and the assistant message."""
 
-    def __init__(self, spec: RunSpec, provider: Provider, log: EventLog, db: Database,
+    def __init__(self, spec: RunSpec, log: EventLog, db: Database,
                  checkpoint_seconds: float) -> None:
         self.spec = spec
-        self.provider = provider
         self.log = log
         self.db = db
         self.checkpoint_seconds = checkpoint_seconds
         self.finished = threading.Event()
         self._cancelled = threading.Event()
+        self._total_expired = threading.Event()
+        self._halt = threading.Event()  # cancelled or out of total time: stop everything
+        self._lock = threading.Lock()
         self._upstream: ProviderStream | None = None
-        self._upstream_lock = threading.Lock()
+        self._first_token_expired = False  # for the current attempt
+        self._first_token_timer: threading.Timer | None = None
+        self._model = spec.candidates[0]
+        self._started_event = False
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tool_calls: list[dict[str, str]] = []
@@ -71,50 +86,122 @@ class StreamRun:
         self._started = time.monotonic()
         self._first_output_at: float | None = None
         self._last_checkpoint = self._started
-        self._dirty = False
+
+    # --- control, from any thread ---------------------------------------------------
 
     def cancel(self) -> None:
-        """Stop the answer: the producer stops reading and the upstream connection closes."""
+        """Stop the answer: the producer stops reading and the upstream connection is cut."""
         self._cancelled.set()
-        with self._upstream_lock:
+        self._stop_upstream()
+
+    def _expire_total(self) -> None:
+        self._total_expired.set()
+        self._stop_upstream()
+
+    def _expire_first_token(self) -> None:
+        with self._lock:
+            if self._first_output_at is not None:
+                return
+            self._first_token_expired = True
+        self._stop_upstream(halt=False)
+
+    def _stop_upstream(self, halt: bool = True) -> None:
+        if halt:
+            self._halt.set()
+        with self._lock:
             upstream = self._upstream
         if upstream is not None:
             upstream.interrupt()
 
+    # --- the producer ---------------------------------------------------------------
+
     def run(self) -> None:
         """The producer's body; always ends the stream with exactly one `done`."""
+        total = threading.Timer(self._model.settings.timeouts.total, self._expire_total)
+        total.daemon = True
+        total.start()
         try:
             outcome = self._generate()
         except Exception:  # a bug must not leave the message "streaming" forever
             logger.exception("stream %s failed", self.spec.stream_id)
-            outcome = _error_outcome("internal_error", "Sluice failed while streaming this answer.",
-                                     False)
+            outcome = Outcome("error", "error", {"code": "internal_error", "retryable": False,
+                                                 "message": "Sluice failed while streaming."})
+        finally:
+            total.cancel()
         try:
             self._finish(outcome)
         finally:
             self.finished.set()
 
     def _generate(self) -> Outcome:
-        try:
-            upstream = self.provider.stream(self.spec.request)
-        except ProviderError as exc:
-            return _error_outcome(exc.code, exc.message, exc.retryable)
-        with self._upstream_lock:
-            self._upstream = upstream
-        try:
-            if not self._cancelled.is_set():
-                for event in upstream:
-                    self._apply(event)
-                    if self._cancelled.is_set():
-                        break
-        except ProviderError as exc:
-            if not self._cancelled.is_set():
-                return _error_outcome(exc.code, exc.message, exc.retryable)
-        finally:
-            upstream.close()
+        error: ProviderError | None = None
+        for candidate in self.spec.candidates:
+            for attempt in range(candidate.settings.retry.attempts):
+                if self._halt.is_set():
+                    return self._halted(error)
+                try:
+                    return self._attempt(candidate)
+                except ProviderError as exc:
+                    error = exc
+                if self._cancelled.is_set() or self._first_output_at is not None:
+                    return self._halted(error)
+                delay = backoff_delay(candidate.settings.retry, attempt, error)
+                if delay is None:
+                    break  # on to the next model
+                logger.info("stream %s: %s failed (%s), retrying in %.2fs",
+                            self.spec.stream_id, candidate.id, error.code, delay)
+                if self._halt.wait(delay):
+                    return self._halted(error)
+        return self._halted(error)
+
+    def _halted(self, error: ProviderError | None) -> Outcome:
         if self._cancelled.is_set():
-            return Outcome("cancelled", "cancelled")
+            return CANCELLED
+        if self._total_expired.is_set():
+            return _failed(ProviderTimeoutError(
+                f"the answer took longer than {self._model.settings.timeouts.total:g}s"))
+        return _failed(error) if error else CANCELLED
+
+    def _attempt(self, candidate: ResolvedModel) -> Outcome:
+        """One call to one model, streamed into the log; raises `ProviderError` on failure."""
+        self._model = candidate
+        self._usage, self._finish_reason = Usage(None, None), None
+        self._first_token_expired = False
+        self._arm_first_token_timer(candidate.settings.timeouts.first_token)
+        request = candidate.request(self.spec.request)
+        upstream = (candidate.provider.stream(request) if candidate.settings.streaming
+                    else stream_from_completion(candidate.provider, request))
+        with self._lock:
+            self._upstream = upstream
+        if self._halt.is_set() or self._first_token_expired:
+            upstream.interrupt()
+        try:
+            for event in upstream:
+                self._apply(event)
+        finally:
+            with self._lock:
+                self._upstream = None
+            upstream.close()
+            self._disarm_first_token_timer()
+        if self._halt.is_set():
+            return self._halted(None)
+        if self._first_token_expired:
+            raise ProviderTimeoutError(f"{candidate.id} sent nothing within "
+                                       f"{candidate.settings.timeouts.first_token:g}s")
         return Outcome("complete", self._finish_reason or "stop")
+
+    def _arm_first_token_timer(self, seconds: float) -> None:
+        if self._first_output_at is None:
+            self._first_token_timer = threading.Timer(seconds, self._expire_first_token)
+            self._first_token_timer.daemon = True
+            self._first_token_timer.start()
+
+    def _disarm_first_token_timer(self) -> None:
+        if self._first_token_timer is not None:
+            self._first_token_timer.cancel()
+            self._first_token_timer = None
+
+    # --- events ---------------------------------------------------------------------
 
     def _apply(self, event: ProviderEvent) -> None:
         if isinstance(event, TextDelta):
@@ -123,38 +210,54 @@ class StreamRun:
             self._output(self._reasoning, "reasoning", event.text)
         elif isinstance(event, ToolCall):
             call = {"id": event.id, "name": event.name, "arguments": event.arguments}
-            self._tool_calls.append(call)
             self._mark_output()
+            self._tool_calls.append(call)
             self.log.append(self.spec.stream_id, "tool_call", call)
         elif isinstance(event, Usage):
-            self._usage = Usage(event.input_tokens if event.input_tokens is not None
-                                else self._usage.input_tokens,
-                                event.output_tokens if event.output_tokens is not None
-                                else self._usage.output_tokens)
+            self._usage = Usage(
+                event.input_tokens if event.input_tokens is not None else self._usage.input_tokens,
+                event.output_tokens if event.output_tokens is not None
+                else self._usage.output_tokens)
         elif isinstance(event, Finish):
             self._finish_reason = event.reason
 
     def _output(self, parts: list[str], event_type: str, text: str) -> None:
-        parts.append(text)
         self._mark_output()
+        parts.append(text)
         self.log.append(self.spec.stream_id, event_type, {"content": text})
-        self._dirty = True
         if time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds:
             self._checkpoint()
 
     def _mark_output(self) -> None:
-        if self._first_output_at is None:
+        """The first visible output: from here on the answer is committed to this model."""
+        if self._first_output_at is not None:
+            return
+        with self._lock:
             self._first_output_at = time.monotonic()
+        self._disarm_first_token_timer()
+        self._write_start()
+
+    def _write_start(self) -> None:
+        if self._started_event:
+            return
+        self._started_event = True
+        spec = self.spec
+        self.log.append(spec.stream_id, "start", {
+            "stream_id": spec.stream_id, "message_id": spec.message_id,
+            "thread_id": spec.thread_id, "model": self._model.id})
+        for message in spec.saved_messages:
+            self.log.append(spec.stream_id, "message_saved", {"message": message})
+
+    # --- storage --------------------------------------------------------------------
 
     def _checkpoint(self) -> None:
         """Store the text so far, so a crash loses at most one interval of it."""
         self._last_checkpoint = time.monotonic()
-        self._dirty = False
         try:
-            self._store(content="".join(self._text), reasoning="".join(self._reasoning) or None)
+            self._store(content="".join(self._text), model=self._model.id,
+                        reasoning="".join(self._reasoning) or None)
         except SQLAlchemyError:
             logger.exception("checkpoint of stream %s failed; will retry", self.spec.stream_id)
-            self._dirty = True
 
     def _store(self, **values: Any) -> None:
         with self.db.transaction() as session:
@@ -181,86 +284,21 @@ class StreamRun:
                  "output_tokens": self._usage.output_tokens}
         try:
             self._store(content="".join(self._text), reasoning="".join(self._reasoning) or None,
-                        status=outcome.status, finish_reason=outcome.finish_reason,
-                        tool_calls=self._tool_calls or None, error=outcome.error,
-                        input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"],
-                        **metrics)
+                        model=self._model.id, status=outcome.status,
+                        finish_reason=outcome.finish_reason, tool_calls=self._tool_calls or None,
+                        error=outcome.error, input_tokens=usage["input_tokens"],
+                        output_tokens=usage["output_tokens"], **metrics)
         except SQLAlchemyError:
             logger.exception("storing the end of stream %s failed", self.spec.stream_id)
-            outcome = _error_outcome("storage_error", "The answer could not be stored.", True)
+            outcome = Outcome("error", "error", {"code": "storage_error", "retryable": True,
+                                                 "message": "The answer could not be stored."})
         stream_id = self.spec.stream_id
+        self._write_start()
         if outcome.error:
             self.log.append(stream_id, "error", outcome.error)
         if usage["input_tokens"] is not None or usage["output_tokens"] is not None:
             self.log.append(stream_id, "usage", usage)
         self.log.append(stream_id, "done", {
-            "status": outcome.status,
-            "finish_reason": outcome.finish_reason,
-            "message_id": self.spec.message_id,
-            "model": self.spec.model,
-            "usage": usage,
-            "metrics": metrics,
-        })
-
-
-class RunManager:
-    """Starts runs, finds them by stream or thread, and cancels them."""
-
-    def __init__(self, log: EventLog, db: Database, checkpoint_seconds: float) -> None:
-        self.log = log
-        self.db = db
-        self.checkpoint_seconds = checkpoint_seconds
-        self._runs: dict[str, StreamRun] = {}
-        self._lock = threading.Lock()
-
-    def start(self, spec: RunSpec, provider: Provider) -> StreamRun:
-        """Open the stream's log with `start` (and `message_saved`) and start the producer."""
-        self.log.open(spec.stream_id)
-        self.log.append(spec.stream_id, "start", {
-            "stream_id": spec.stream_id, "message_id": spec.message_id,
-            "thread_id": spec.thread_id, "model": spec.model})
-        if spec.user_message is not None:
-            self.log.append(spec.stream_id, "message_saved", {"message": spec.user_message})
-        run = StreamRun(spec, provider, self.log, self.db, self.checkpoint_seconds)
-        with self._lock:
-            self._runs[spec.stream_id] = run
-        _spawn_thread(lambda: self._produce(run))
-        return run
-
-    def _produce(self, run: StreamRun) -> None:
-        try:
-            run.run()
-        finally:
-            with self._lock:
-                self._runs.pop(run.spec.stream_id, None)
-
-    def get(self, stream_id: str) -> StreamRun | None:
-        with self._lock:
-            return self._runs.get(stream_id)
-
-    def for_thread(self, thread_id: str) -> list[StreamRun]:
-        with self._lock:
-            return [run for run in self._runs.values() if run.spec.thread_id == thread_id]
-
-    def cancel(self, stream_id: str) -> bool:
-        """Cancel a run of this process; False if there is none under that id."""
-        run = self.get(stream_id)
-        if run is None:
-            return False
-        run.cancel()
-        return True
-
-    def shutdown(self, timeout: float) -> None:
-        """Cancel every run and wait up to `timeout` seconds for them to store their end."""
-        with self._lock:
-            runs = list(self._runs.values())
-        for run in runs:
-            run.cancel()
-        deadline = time.monotonic() + timeout
-        for run in runs:
-            run.finished.wait(max(0.0, deadline - time.monotonic()))
-
-
-def _spawn_thread(target: Callable[[], None]) -> None:
-    # Under gunicorn's gevent worker, threading is monkey-patched: this is a greenlet.
-    threading.Thread(target=target, daemon=True, name="sluice-run").start()
+            "status": outcome.status, "finish_reason": outcome.finish_reason,
+            "message_id": self.spec.message_id, "model": self._model.id,
+            "usage": usage, "metrics": metrics})

@@ -1,0 +1,143 @@
+"""Model settings: global ones from the environment, per-model ones from a TOML file.
+
+The file (`SLUICE_MODELS_FILE`) has one table per model id:
+
+    [models."openai/gpt-4o-mini"]
+    temperature = 0.2
+    max_tokens = 1024
+    fallbacks = ["anthropic/claude-3-5-haiku-latest", "demo/echo"]
+
+    [models."openai/llama3"]           # any OpenAI-compatible server
+    base_url = "http://127.0.0.1:8080/v1"
+    streaming = false                  # the server cannot stream; Sluice still does
+    first_token_timeout = 120
+
+A model's entry overrides the global settings for that model only. Models in the
+file are listed by `GET /api/v1/models`.
+"""
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0  # to open the connection
+    first_token: float = 60.0  # from sending the request to the first visible output
+    idle: float = 120.0  # longest silence between two chunks
+    total: float = 600.0  # for the whole answer
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3  # per model, counting the first
+    base_seconds: float = 0.5  # first backoff; doubles each time, with full jitter
+    max_seconds: float = 8.0  # cap on one backoff; a longer Retry-After is not waited for
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How to call one model."""
+
+    id: str  # "provider/name"
+    base_url: str | None = None  # None: the provider's global base URL
+    api_key: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    streaming: bool = True
+    fallbacks: tuple[str, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def provider(self) -> str:
+        return self.id.partition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return self.id.partition("/")[2]
+
+    @property
+    def connection(self) -> tuple[str, str | None, str | None, float, float]:
+        """What makes a distinct provider client: where, which key, which timeouts."""
+        return (self.provider, self.base_url, self.api_key, self.timeouts.connect,
+                self.timeouts.idle)
+
+
+class CatalogError(ValueError):
+    """The models file is not valid; the message says where."""
+
+
+_TIMEOUT_KEYS = {"connect_timeout": "connect", "first_token_timeout": "first_token",
+                 "idle_timeout": "idle", "total_timeout": "total"}
+_RETRY_KEYS = {"retry_attempts": "attempts", "retry_base_seconds": "base_seconds",
+               "retry_max_seconds": "max_seconds"}
+_PLAIN_KEYS = {"base_url": str, "api_key": str, "temperature": (int, float),
+               "max_tokens": int, "streaming": bool}
+
+
+def global_settings(config: Mapping[str, Any]) -> ModelSettings:
+    """The settings every model starts from, taken from the app config."""
+    return ModelSettings(
+        id="*/*",
+        fallbacks=tuple(config["SLUICE_FALLBACK_MODELS"]),
+        timeouts=Timeouts(connect=config["SLUICE_CONNECT_TIMEOUT"],
+                          first_token=config["SLUICE_FIRST_TOKEN_TIMEOUT"],
+                          idle=config["SLUICE_READ_TIMEOUT"],
+                          total=config["SLUICE_TOTAL_TIMEOUT"]),
+        retry=RetryPolicy(attempts=config["SLUICE_RETRY_ATTEMPTS"],
+                          base_seconds=config["SLUICE_RETRY_BASE_SECONDS"],
+                          max_seconds=config["SLUICE_RETRY_MAX_SECONDS"]),
+    )
+
+
+def _check(model_id: str, key: str, value: Any, kind: Any) -> Any:
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise CatalogError(f"models file: {model_id}.{key} has the wrong type ({value!r})")
+    if kind in (int, (int, float)) and value < 0:
+        raise CatalogError(f"models file: {model_id}.{key} must not be negative")
+    return value
+
+
+def _model_entry(model_id: str, entry: Mapping[str, Any], base: ModelSettings) -> ModelSettings:
+    if model_id.count("/") < 1 or model_id.startswith("/") or model_id.endswith("/"):
+        raise CatalogError(f"models file: {model_id!r} is not written provider/model")
+    plain, timeouts, retry = {}, {}, {}
+    for key, value in entry.items():
+        if key in _PLAIN_KEYS:
+            plain[key] = _check(model_id, key, value, _PLAIN_KEYS[key])
+        elif key in _TIMEOUT_KEYS:
+            timeouts[_TIMEOUT_KEYS[key]] = float(_check(model_id, key, value, (int, float)))
+        elif key in _RETRY_KEYS:
+            kind = int if key == "retry_attempts" else (int, float)
+            retry[_RETRY_KEYS[key]] = _check(model_id, key, value, kind)
+        elif key == "fallbacks":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise CatalogError(f"models file: {model_id}.fallbacks must be a list of ids")
+            plain["fallbacks"] = tuple(value)
+        else:
+            known = sorted([*_PLAIN_KEYS, *_TIMEOUT_KEYS, *_RETRY_KEYS, "fallbacks"])
+            raise CatalogError(f"models file: {model_id}.{key} is not a setting; "
+                               f"known: {', '.join(known)}")
+    return replace(base, id=model_id, timeouts=replace(base.timeouts, **timeouts),
+                   retry=replace(base.retry, **retry), **plain)
+
+
+def load_models_file(text: str, base: ModelSettings) -> dict[str, ModelSettings]:
+    """The per-model settings in a models file's TOML text."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"models file is not valid TOML: {exc}") from None
+    unknown = set(document) - {"models"}
+    if unknown:
+        raise CatalogError(f"models file: unknown table(s) {sorted(unknown)}; use [models.\"id\"]")
+    models = document.get("models", {})
+    return {model_id: _model_entry(model_id, entry, base) for model_id, entry in models.items()}
+
+
+__all__ = ["CatalogError", "ModelSettings", "RetryPolicy", "Timeouts", "global_settings",
+           "load_models_file"]

@@ -1,0 +1,64 @@
+"""The runs of this process: start them, find them by stream or thread, stop them."""
+from __future__ import annotations
+
+import threading
+import time
+
+from ..storage import Database
+from .event_log import EventLog
+from .runs import RunSpec, StreamRun
+
+
+class RunManager:
+    """Starts runs, finds them by stream or thread, and cancels them."""
+
+    def __init__(self, log: EventLog, db: Database, checkpoint_seconds: float) -> None:
+        self.log = log
+        self.db = db
+        self.checkpoint_seconds = checkpoint_seconds
+        self._runs: dict[str, StreamRun] = {}
+        self._lock = threading.Lock()
+
+    def start(self, spec: RunSpec) -> StreamRun:
+        """Open the stream's log and start the producer."""
+        self.log.open(spec.stream_id)
+        run = StreamRun(spec, self.log, self.db, self.checkpoint_seconds)
+        with self._lock:
+            self._runs[spec.stream_id] = run
+        # Under gunicorn's gevent worker, threading is monkey-patched: this is a greenlet.
+        threading.Thread(target=self._produce, args=(run,), daemon=True,
+                         name="sluice-run").start()
+        return run
+
+    def _produce(self, run: StreamRun) -> None:
+        try:
+            run.run()
+        finally:
+            with self._lock:
+                self._runs.pop(run.spec.stream_id, None)
+
+    def get(self, stream_id: str) -> StreamRun | None:
+        with self._lock:
+            return self._runs.get(stream_id)
+
+    def for_thread(self, thread_id: str) -> list[StreamRun]:
+        with self._lock:
+            return [run for run in self._runs.values() if run.spec.thread_id == thread_id]
+
+    def cancel(self, stream_id: str) -> bool:
+        """Cancel a run of this process; False if there is none under that id."""
+        run = self.get(stream_id)
+        if run is None:
+            return False
+        run.cancel()
+        return True
+
+    def shutdown(self, timeout: float) -> None:
+        """Cancel every run and wait up to `timeout` seconds for them to store their end."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.cancel()
+        deadline = time.monotonic() + timeout
+        for run in runs:
+            run.finished.wait(max(0.0, deadline - time.monotonic()))

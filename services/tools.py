@@ -1,0 +1,78 @@
+"""Tools in a message request: function definitions the caller runs, and the caller's
+results for the calls the model made. Parsed and checked before anything is stored."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import ApiError
+from .providers import ToolSpec
+from .storage import Message
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, "invalid_tools", message)
+
+
+def _function_spec(item: dict[str, Any]) -> ToolSpec:
+    function = item.get("function")
+    if item.get("type") != "function" or not isinstance(function, dict):
+        raise _bad('Each tool must be {"type": "function", "function": {"name", …}}.')
+    name = function.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _bad("A tool's name must be 1-64 letters, digits, '_' or '-'.")
+    description = function.get("description", "")
+    parameters = function.get("parameters", {"type": "object", "properties": {}})
+    if not isinstance(description, str) or not isinstance(parameters, dict):
+        raise _bad(f"Tool {name!r}: 'description' must be text and 'parameters' an object.")
+    return ToolSpec(name=name, description=description, parameters=parameters)
+
+
+def parse_tools(raw: Any) -> tuple[ToolSpec, ...]:
+    """The tool definitions of a request; names of server tools are refused (none exist yet)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _bad("'tools' must be a list.")
+    specs = []
+    for item in raw:
+        if isinstance(item, str):
+            raise ApiError(400, "unknown_tool", f"There is no server tool {item!r} here.")
+        if not isinstance(item, dict):
+            raise _bad("Each tool must be a function definition object.")
+        specs.append(_function_spec(item))
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise _bad("Two tools have the same name.")
+    return tuple(specs)
+
+
+def parse_tool_results(raw: Any, pending: Sequence[dict[str, str]]) -> list[tuple[str, str]]:
+    """(tool_call_id, content) pairs answering exactly the calls in `pending`."""
+    if not isinstance(raw, list) or not raw:
+        raise _bad("'tool_results' must be a non-empty list.")
+    results = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("tool_call_id"), str) \
+                or not isinstance(item.get("content"), str):
+            raise _bad('Each tool result must be {"tool_call_id": "…", "content": "…"}.')
+        results.append((item["tool_call_id"], item["content"]))
+    expected = sorted(call["id"] for call in pending)
+    if not expected:
+        raise ApiError(409, "no_pending_tool_calls",
+                       "The last answer in this thread did not ask for any tool calls.")
+    if sorted(call_id for call_id, _ in results) != expected:
+        raise _bad("'tool_results' must answer each pending tool call exactly once: "
+                   + ", ".join(expected) + ".")
+    return results
+
+
+def pending_tool_calls(messages: Sequence[Message]) -> list[dict[str, str]]:
+    """The calls the thread's last answer made and nobody has answered yet."""
+    last = messages[-1] if messages else None
+    if last is None or last.role != "assistant" or last.finish_reason != "tool_calls":
+        return []
+    return list(last.tool_calls or [])
