@@ -31,6 +31,11 @@ def pieces(body: bytes, size: int) -> list[bytes]:
     return [body[i:i + size] for i in range(0, len(body), size)]
 
 
+def sse_events_of(body: bytes) -> list[bytes]:
+    """A recorded SSE body cut into its events, each with its blank line."""
+    return [event + b"\n\n" for event in body.split(b"\n\n") if event]
+
+
 @dataclass
 class Reply:
     body: bytes = b""
@@ -41,8 +46,11 @@ class Reply:
     chunked: bool = True  # Transfer-Encoding: chunked, else close-delimited
     then_hang: float = 0.0  # stay silent this long after the body, connection open
     headers: dict[str, str] = field(default_factory=dict)
+    split_at: list[bytes] | None = None  # explicit pieces instead of `body`
 
     def parts(self) -> list[bytes]:
+        if self.split_at is not None:
+            return self.split_at
         return pieces(self.body, self.chunk_size) if self.chunk_size else [self.body]
 
 
@@ -105,7 +113,8 @@ class FakeUpstream:
                 model = payload.get("model", "")
                 with upstream._lock:
                     upstream.requests[model].append(
-                        {"path": self.path, "headers": dict(self.headers), "json": payload})
+                        {"path": self.path, "headers": dict(self.headers), "json": payload,
+                         "at": time.monotonic()})
                 reply = upstream._next_reply(model)
                 try:
                     self._send(reply)

@@ -74,6 +74,11 @@ class LiveServer:
         assert response.status_code == 200, response.text
         return response
 
+    def api_stream(self, path: str, body: dict) -> requests.Response:
+        response = requests.post(self.url + path, json=body, stream=True, timeout=30)
+        assert response.status_code == 200, response.text
+        return response
+
     def resume(self, stream_id: str, last_event_id: int) -> requests.Response:
         return requests.get(f"{self.url}/api/v1/streams/{stream_id}/events",
                             headers={"Last-Event-ID": str(last_event_id)}, stream=True,

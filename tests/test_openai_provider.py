@@ -8,8 +8,9 @@ import time
 import pytest
 
 from services.providers.base import (ChatMessage, ChatRequest, Completion, Finish,
-                                     TextDelta, Usage)
-from services.providers.errors import (AuthenticationError, IncompleteStreamError,
+                                     ReasoningDelta, TextDelta, ToolCall, ToolSpec, Usage)
+from services.providers.errors import (AuthenticationError, ContentFilterError,
+                                       IncompleteStreamError,
                                        OverloadedError, ProviderConnectionError,
                                        ProviderTimeoutError, RateLimitError,
                                        UpstreamStreamError)
@@ -153,3 +154,62 @@ def test_close_from_another_thread_cuts_a_silent_upstream(fake_openai):
     assert time.monotonic() - started < 10  # not the 60 s the upstream would stay silent
     stream.close()
     assert fake_openai.hung_up[model].wait(5)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_parallel_tool_calls_are_assembled_by_index(provider, fake_openai, split):
+    # Azure's empty-choices first chunk; id and name with the role, or arriving late.
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/parallel_tool_calls.sse"), **split))
+    assert collect(provider, model) == [
+        Usage(82, 41),
+        ToolCall("call_W8xq", "get_weather", '{"city": "Zürich"}'),
+        ToolCall("call_T3mz", "get_time", '{"tz": "Asia/Tokyo"}'),
+        Finish("tool_calls"),
+    ]
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_reasoning_fields_and_a_choice_without_delta(provider, fake_openai, split):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/reasoning.sse"), **split))
+    assert collect(provider, model) == [
+        ReasoningDelta("The user greets; "), ReasoningDelta("answer warmly."),
+        TextDelta("Hello! 👋"), Usage(9, 12), Finish("stop")]
+
+
+def test_content_filter_withholds_the_rest_of_the_answer(provider, fake_openai):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/content_filter.sse"), chunk_size=4))
+    received = []
+    with pytest.raises(ContentFilterError) as caught:
+        for event in provider.stream(ask(model)):
+            received.append(event)
+    assert texts(received) == "Here is how to"
+    assert (caught.value.code, caught.value.retryable) == ("content_filter", False)
+
+
+def test_tools_and_tool_turns_are_sent_in_openai_shape(provider, fake_openai):
+    model = next(_names)
+    fake_openai.script(model, Reply(fixture("openai/text_with_usage.sse")))
+    call = ToolCall("call_1", "get_weather", '{"city": "Oslo"}')
+    request = ChatRequest(model=model, messages=(
+        ChatMessage("user", "Weather in Oslo?"),
+        ChatMessage("assistant", "", tool_calls=(call,)),
+        ChatMessage("tool", "-3°C, snow", tool_call_id="call_1", name="get_weather"),
+    ), tools=(ToolSpec("get_weather", "Current weather",
+                       {"type": "object", "properties": {"city": {"type": "string"}}}),),
+        max_tokens=50, temperature=0.2)
+    list(provider.stream(request))
+    sent = fake_openai.requests[model][0]["json"]
+    assert sent["messages"] == [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "-3°C, snow"},
+    ]
+    assert sent["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    assert (sent["max_tokens"], sent["temperature"]) == (50, 0.2)
