@@ -21,3 +21,13 @@ errorlog = "-"
 # gunicorn's runtime control socket is not used by Sluice; off, so several
 # instances on one host never compete for its path.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """On SIGTERM, running answers get the graceful timeout to finish; the rest are
+    stored as interrupted before the worker exits (see services/streaming)."""
+    import gevent
+
+    from services.streaming import install_graceful_shutdown
+
+    install_graceful_shutdown(worker.wsgi, worker.cfg.graceful_timeout, spawn=gevent.spawn)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy.exc import SQLAlchemyError
 
-from services.storage import database
+from services.health import readiness
 
 bp = Blueprint("health", __name__)
 
@@ -16,8 +15,7 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    try:
-        database().ping()
-    except SQLAlchemyError:
-        return jsonify({"status": "unavailable", "checks": {"database": "unreachable"}}), 503
-    return jsonify({"status": "ok", "checks": {"database": "ok"}}), 200
+    checks = readiness()
+    ready = all(state == "ok" for state in checks.values())
+    return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
+        200 if ready else 503)

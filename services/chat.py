@@ -21,6 +21,7 @@ from .storage import Message, Thread
 from .storage.models import new_id, utcnow
 from .tools import parse_tool_results, parse_tools, pending_tool_calls
 from .streaming import RunSpec, StreamRun, Streaming
+from .streaming.leases import lease_until
 from .streaming.subscribe import follow
 
 TITLE_LENGTH = 60
@@ -141,6 +142,8 @@ def _inputs(reply: ReplyInput, earlier: list[Message]) -> list[Message]:
 def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
                 thread_id: str, body: dict[str, Any]) -> StreamRun:
     """Store the request's messages and an empty assistant message, and start the answer."""
+    if core.draining.is_set():
+        raise ApiError(503, "shutting_down", "This server is shutting down; try again.")
     reply = parse_reply(body)
     thread = get_thread(session, thread_id)
     candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
@@ -154,7 +157,7 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
         message.thread_id, message.position = thread_id, position + offset
     assistant = Message(thread_id=thread_id, position=position + len(inputs), role="assistant",
                         content="", status="streaming", model=candidates[0].id,
-                        stream_id=new_id("str"))
+                        stream_id=new_id("str"), lease_expires_at=lease_until(core.lease_seconds))
     if thread.title is None and reply.content:
         thread.title = " ".join(reply.content.split())[:TITLE_LENGTH]
     thread.updated_at = utcnow()

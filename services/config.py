@@ -35,6 +35,11 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # How long a finished stream's events stay replayable from the event log;
         # later resumes are answered from the stored message.
         "SLUICE_EVENT_TTL_SECONDS": 900.0,
+        # A producer renews its streams' leases; this long after its last renewal a
+        # stream counts as orphaned (its worker died) and is ended as interrupted.
+        "SLUICE_LEASE_SECONDS": 10.0,
+        # A client that takes no data for this long is dropped (the answer goes on).
+        "SLUICE_SEND_TIMEOUT": 30.0,
         "SLUICE_CONNECT_TIMEOUT": 10.0,
         # From sending a request to the provider to its first visible output.
         "SLUICE_FIRST_TOKEN_TIMEOUT": 60.0,
@@ -95,6 +100,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
         "SLUICE_CHECKPOINT_SECONDS", _number("SLUICE_CHECKPOINT_SECONDS", float)),
     "SLUICE_EVENT_TTL_SECONDS": (
         "SLUICE_EVENT_TTL_SECONDS", _number("SLUICE_EVENT_TTL_SECONDS", float)),
+    "SLUICE_LEASE_SECONDS": ("SLUICE_LEASE_SECONDS", _number("SLUICE_LEASE_SECONDS", float)),
+    "SLUICE_SEND_TIMEOUT": ("SLUICE_SEND_TIMEOUT", _number("SLUICE_SEND_TIMEOUT", float)),
     "SLUICE_CONNECT_TIMEOUT": ("SLUICE_CONNECT_TIMEOUT", _number("SLUICE_CONNECT_TIMEOUT", float)),
     "SLUICE_READ_TIMEOUT": ("SLUICE_READ_TIMEOUT", _number("SLUICE_READ_TIMEOUT", float)),
     "SLUICE_FIRST_TOKEN_TIMEOUT": (

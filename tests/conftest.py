@@ -57,6 +57,7 @@ def make_app(tmp_path: Path, migrated_template: Path, fake_openai: FakeUpstream)
     yield build
     for app in apps:
         streaming(app).runs.shutdown(timeout=5)
+        streaming(app).stop()
         database(app).engine.dispose()
 
 

@@ -5,7 +5,8 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -55,7 +56,8 @@ class Thread(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("thread_id", "position"),)
+    __table_args__ = (UniqueConstraint("thread_id", "position"),
+                      Index("ix_messages_status_lease", "status", "lease_expires_at"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
     thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
@@ -76,6 +78,8 @@ class Message(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     tokens_per_sec: Mapped[float | None] = mapped_column(Float)
     stream_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # While streaming: the producer renews this; once it lapses, the producer is gone.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

@@ -59,6 +59,10 @@ class EventLog(ABC):
     def has(self, stream_id: str) -> bool:
         """Whether the log holds this stream."""
 
+    @abstractmethod
+    def closed(self, stream_id: str) -> bool:
+        """Whether the stream's final event is in the log."""
+
 
 @dataclass
 class _Stream:
@@ -107,6 +111,9 @@ class MemoryEventLog(EventLog):
         with self._lock:
             self._expire(time.monotonic())
             return stream_id in self._streams
+
+    def closed(self, stream_id: str) -> bool:
+        return self._get(stream_id).closed
 
     def _get(self, stream_id: str) -> _Stream:
         with self._lock:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from ..storage import Database
 from .event_log import EventLog
@@ -12,17 +13,19 @@ from .runs import RunSpec, StreamRun
 class RunManager:
     """Starts runs, finds them by stream or thread, and cancels them."""
 
-    def __init__(self, log: EventLog, db: Database, checkpoint_seconds: float) -> None:
+    def __init__(self, log: EventLog, db: Database, checkpoint_seconds: float,
+                 lease_seconds: float) -> None:
         self.log = log
         self.db = db
         self.checkpoint_seconds = checkpoint_seconds
+        self.lease_seconds = lease_seconds
         self._runs: dict[str, StreamRun] = {}
         self._lock = threading.Lock()
 
     def start(self, spec: RunSpec) -> StreamRun:
         """Open the stream's log and start the producer."""
         self.log.open(spec.stream_id)
-        run = StreamRun(spec, self.log, self.db, self.checkpoint_seconds)
+        run = StreamRun(spec, self.log, self.db, self.checkpoint_seconds, self.lease_seconds)
         with self._lock:
             self._runs[spec.stream_id] = run
         # Under gunicorn's gevent worker, threading is monkey-patched: this is a greenlet.
@@ -36,6 +39,10 @@ class RunManager:
         finally:
             with self._lock:
                 self._runs.pop(run.spec.stream_id, None)
+
+    def stream_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._runs)
 
     def get(self, stream_id: str) -> StreamRun | None:
         with self._lock:
@@ -53,12 +60,26 @@ class RunManager:
         run.cancel()
         return True
 
+    def drain(self, timeout: float) -> None:
+        """Let running answers finish for up to `timeout` seconds, then interrupt the rest
+        (their text is stored, their streams end with status `interrupted`)."""
+        deadline = time.monotonic() + timeout
+        for run in self._all():
+            run.finished.wait(max(0.0, deadline - time.monotonic()))
+        self._stop_all(StreamRun.interrupt, wait=5.0)
+
     def shutdown(self, timeout: float) -> None:
         """Cancel every run and wait up to `timeout` seconds for them to store their end."""
+        self._stop_all(StreamRun.cancel, wait=timeout)
+
+    def _all(self) -> list[StreamRun]:
         with self._lock:
-            runs = list(self._runs.values())
+            return list(self._runs.values())
+
+    def _stop_all(self, stop: Callable[[StreamRun], None], wait: float) -> None:
+        runs = self._all()
         for run in runs:
-            run.cancel()
-        deadline = time.monotonic() + timeout
+            stop(run)
+        deadline = time.monotonic() + wait
         for run in runs:
             run.finished.wait(max(0.0, deadline - time.monotonic()))

@@ -28,6 +28,7 @@ from ..providers.errors import ProviderError, ProviderTimeoutError
 from ..storage import Database, Message
 from .attempts import backoff_delay, stream_from_completion
 from .event_log import EventLog
+from .leases import INTERRUPTED, lease_until
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Outcome:
 
 
 CANCELLED = Outcome("cancelled", "cancelled")
+INTERRUPTED_OUTCOME = Outcome("interrupted", "error", INTERRUPTED)
 
 
 def _failed(exc: ProviderError) -> Outcome:
@@ -63,13 +65,15 @@ class StreamRun:
     """Produces one answer into the event log and the assistant message."""
 
     def __init__(self, spec: RunSpec, log: EventLog, db: Database,
-                 checkpoint_seconds: float) -> None:
+                 checkpoint_seconds: float, lease_seconds: float) -> None:
         self.spec = spec
         self.log = log
         self.db = db
         self.checkpoint_seconds = checkpoint_seconds
+        self.lease_seconds = lease_seconds
         self.finished = threading.Event()
         self._cancelled = threading.Event()
+        self._interrupted = threading.Event()  # the server is shutting down
         self._total_expired = threading.Event()
         self._halt = threading.Event()  # cancelled or out of total time: stop everything
         self._lock = threading.Lock()
@@ -92,6 +96,11 @@ class StreamRun:
     def cancel(self) -> None:
         """Stop the answer: the producer stops reading and the upstream connection is cut."""
         self._cancelled.set()
+        self._stop_upstream()
+
+    def interrupt(self) -> None:
+        """End the answer now because the server is going away; the text so far is kept."""
+        self._interrupted.set()
         self._stop_upstream()
 
     def _expire_total(self) -> None:
@@ -155,6 +164,8 @@ class StreamRun:
         return self._halted(error)
 
     def _halted(self, error: ProviderError | None) -> Outcome:
+        if self._interrupted.is_set():
+            return INTERRUPTED_OUTCOME
         if self._cancelled.is_set():
             return CANCELLED
         if self._total_expired.is_set():
@@ -255,7 +266,8 @@ class StreamRun:
         self._last_checkpoint = time.monotonic()
         try:
             self._store(content="".join(self._text), model=self._model.id,
-                        reasoning="".join(self._reasoning) or None)
+                        reasoning="".join(self._reasoning) or None,
+                        lease_expires_at=lease_until(self.lease_seconds))
         except SQLAlchemyError:
             logger.exception("checkpoint of stream %s failed; will retry", self.spec.stream_id)
 
@@ -286,7 +298,8 @@ class StreamRun:
             self._store(content="".join(self._text), reasoning="".join(self._reasoning) or None,
                         model=self._model.id, status=outcome.status,
                         finish_reason=outcome.finish_reason, tool_calls=self._tool_calls or None,
-                        error=outcome.error, input_tokens=usage["input_tokens"],
+                        error=outcome.error, lease_expires_at=None,
+                        input_tokens=usage["input_tokens"],
                         output_tokens=usage["output_tokens"], **metrics)
         except SQLAlchemyError:
             logger.exception("storing the end of stream %s failed", self.spec.stream_id)

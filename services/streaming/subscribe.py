@@ -31,8 +31,8 @@ def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> It
 def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
     """A finished stream whose events are gone, rebuilt from its stored message.
 
-    `start`, the whole text as one `delta` (if any), `done`: numbered afresh, so
-    `after` counts in this shorter sequence.
+    `start`, the whole text as one `delta` (if any), the `error` if it failed or
+    was interrupted, `done`: numbered afresh, so `after` counts in this shorter sequence.
     """
     events: list[tuple[str, dict[str, Any]]] = [
         ("start", {"stream_id": message["stream_id"], "message_id": message["id"],
@@ -40,6 +40,8 @@ def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
     ]
     if message["content"]:
         events.append(("delta", {"content": message["content"]}))
+    if message["error"]:
+        events.append(("error", message["error"]))
     events.append(("done", {
         "status": message["status"], "finish_reason": message["finish_reason"],
         "message_id": message["id"], "model": message["model"],

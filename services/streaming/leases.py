@@ -1,0 +1,109 @@
+"""Crash recovery: a streaming message is leased by its producer's process.
+
+The process renews the leases of its runs every few seconds (and with each
+checkpoint). If the process dies, its leases lapse; then any process may end the
+message as `interrupted`, keeping the text checkpointed so far, and close the
+stream's log with `error` and `done`, so that nothing stays "streaming" forever.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..storage import Database, Message
+from ..storage.models import utcnow
+from .event_log import EventLog, UnknownStream
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED = {"code": "interrupted", "retryable": True,
+               "message": "The server producing this answer stopped before it was complete."}
+
+
+def lease_until(seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
+
+
+def renew_leases(db: Database, stream_ids: Iterable[str], seconds: float) -> None:
+    """Extend the leases of these streams (those still streaming)."""
+    ids = list(stream_ids)
+    if ids:
+        with db.transaction() as session:
+            session.execute(update(Message)
+                            .where(Message.stream_id.in_(ids), Message.status == "streaming")
+                            .values(lease_expires_at=lease_until(seconds)))
+
+
+def close_interrupted_log(log: EventLog, message: Message) -> None:
+    """Tell the stream's subscribers it ended: `error`, then `done` with status interrupted."""
+    try:
+        if not log.has(message.stream_id) or log.closed(message.stream_id):
+            return
+        log.append(message.stream_id, "error", INTERRUPTED)
+        log.append(message.stream_id, "done", {
+            "status": "interrupted", "finish_reason": "error", "message_id": message.id,
+            "model": message.model, "usage": message.to_dict()["usage"],
+            "metrics": message.to_dict()["metrics"]})
+    except (UnknownStream, ValueError):
+        pass  # expired meanwhile, or closed by its producer after all
+
+
+def recover_stream(db: Database, log: EventLog, stream_id: str) -> bool:
+    """End a stream whose lease has lapsed; True if this call did it (one process wins)."""
+    with db.transaction() as session:
+        ended = session.execute(
+            update(Message)
+            .where(Message.stream_id == stream_id, Message.status == "streaming",
+                   Message.lease_expires_at < utcnow())
+            .values(status="interrupted", finish_reason="error", error=INTERRUPTED,
+                    lease_expires_at=None))
+        if ended.rowcount != 1:
+            return False
+        message = session.scalars(select(Message).where(Message.stream_id == stream_id)).one()
+    logger.warning("stream %s: its producer is gone; ended as interrupted", stream_id)
+    close_interrupted_log(log, message)
+    return True
+
+
+def lapsed_streams(db: Database, limit: int = 100) -> list[str]:
+    with db.transaction() as session:
+        return list(session.scalars(
+            select(Message.stream_id)
+            .where(Message.status == "streaming", Message.lease_expires_at < utcnow())
+            .limit(limit)))
+
+
+class LeaseKeeper:
+    """One per process: renews the leases of local runs and recovers lapsed streams."""
+
+    def __init__(self, db: Database, log: EventLog, local_streams: Callable[[], list[str]],
+                 lease_seconds: float) -> None:
+        self.db = db
+        self.log = log
+        self.local_streams = local_streams
+        self.lease_seconds = lease_seconds
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, daemon=True, name="sluice-leases").start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def tick(self) -> None:
+        """Renew ours, then end the streams whose producers are gone."""
+        renew_leases(self.db, self.local_streams(), self.lease_seconds)
+        for stream_id in lapsed_streams(self.db):
+            recover_stream(self.db, self.log, stream_id)
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self.lease_seconds / 3):
+            try:
+                self.tick()
+            except SQLAlchemyError:
+                logger.exception("lease upkeep failed; will try again")
