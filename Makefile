@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
 
-.PHONY: run test migrate bench clean
+.PHONY: run test migrate bench clean services
 
 # A stamp per requirements file: reinstall only when a file changes.
 $(VENV)/.runtime: requirements.txt
@@ -26,7 +26,11 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.dev
+# The suite runs real Redis, PostgreSQL and nginx (private instances the tests start).
+services:
+	scripts/install-test-services
+
+test: $(VENV)/.dev services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -1,10 +1,16 @@
 """Fixtures: a fresh migrated database per test, the app and its client, a fake
-provider server, and a real gunicorn + gevent Sluice for end-to-end tests."""
+provider server, and a real gunicorn + gevent Sluice for end-to-end tests.
+
+Every test that uses an app or a live server runs twice, once per `backend`:
+SQLite with the in-process event log, and PostgreSQL with Redis.
+"""
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,14 +22,53 @@ from services.streaming import streaming
 
 from .fake_upstream import FakeUpstream
 from .live_server import LiveServer
+from .services import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite file with every migration applied, copied for each test."""
-    path = tmp_path_factory.mktemp("db") / "template.db"
-    upgrade_database(f"sqlite:///{path}")
-    return path
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Backend:
+    """Where an app keeps its data: `new_database()` gives a fresh, migrated one."""
+
+    name: str
+    new_database: Callable[[], str]
+    redis_url: str | None = None
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres+redis"])
+def backend(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    counter = itertools.count()
+    if request.param == "sqlite":
+        template = tmp_path_factory.mktemp("db") / "template.db"
+        upgrade_database(f"sqlite:///{template}")
+
+        def new_sqlite() -> str:
+            path = tmp_path_factory.getbasetemp() / f"sluice-{next(counter)}.db"
+            shutil.copy(template, path)
+            return f"sqlite:///{path}"
+        return Backend("sqlite", new_sqlite)
+
+    postgres: PostgresServer = request.getfixturevalue("postgres_server")
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
+    upgrade_database(postgres.create_database("sluice_template"))
+
+    def new_postgres() -> str:
+        return postgres.create_database(f"sluice_{next(counter)}", template="sluice_template")
+    return Backend("postgres+redis", new_postgres, redis_server.url)
 
 
 @pytest.fixture(scope="session")
@@ -34,16 +79,15 @@ def fake_openai() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path, migrated_template: Path, fake_openai: FakeUpstream):
-    """Builds apps on a fresh copy of the migrated database, with `overrides` on top."""
+def make_app(backend: Backend, fake_openai: FakeUpstream):
+    """Builds apps on a fresh migrated database of the backend, with `overrides` on top."""
     apps = []
 
     def build(**overrides):
-        db_path = tmp_path / f"sluice-{len(apps)}.db"
-        shutil.copy(migrated_template, db_path)
         app = create_app({
             "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{db_path}",
+            "DATABASE_URL": backend.new_database(),
+            "REDIS_URL": backend.redis_url,
             "OPENAI_BASE_URL": fake_openai.url + "/v1",
             "OPENAI_API_KEY": "sk-test",
             "SLUICE_DEMO_TOKENS_PER_SECOND": 2000.0,
@@ -124,25 +168,42 @@ max_tokens = 99
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeUpstream,
-                unconnectable_port: int) -> Iterator[LiveServer]:
+def start_server(backend: Backend, fake_openai: FakeUpstream, unconnectable_port: int,
+                 tmp_path_factory: pytest.TempPathFactory):
+    """Starts Sluice servers on the backend (each on a database of its own unless one is
+    given); all are stopped at the end of the session, and their logs must be clean."""
     workdir = tmp_path_factory.mktemp("live")
     models_file = workdir / "models.toml"
     models_file.write_text(MODELS_FILE.format(unconnectable_port=unconnectable_port))
-    server = LiveServer(workdir, {
-        "DATABASE_URL": f"sqlite:///{workdir / 'sluice.db'}",
-        "OPENAI_BASE_URL": fake_openai.url + "/v1",
-        "OPENAI_API_KEY": "sk-test",
-        "ANTHROPIC_BASE_URL": fake_openai.url,
-        "ANTHROPIC_API_KEY": "sk-ant-test",
-        "OLLAMA_HOST": fake_openai.url,
-        "SLUICE_MODELS_FILE": str(models_file),
-        "SLUICE_DEMO_TOKENS_PER_SECOND": "80",
-        "SLUICE_PING_SECONDS": "1",
-        "SLUICE_READ_TIMEOUT": "10",
-        "SLUICE_RETRY_BASE_SECONDS": "0.05",
-        "SLUICE_RETRY_MAX_SECONDS": "2",
-    }).start()
-    yield server
-    server.stop()
-    server.assert_log_clean()
+    servers: list[LiveServer] = []
+
+    def start(database_url: str | None = None, **env: str) -> LiveServer:
+        server = LiveServer(workdir, {
+            "DATABASE_URL": database_url or backend.new_database(),
+            "REDIS_URL": backend.redis_url or "",
+            "OPENAI_BASE_URL": fake_openai.url + "/v1",
+            "OPENAI_API_KEY": "sk-test",
+            "ANTHROPIC_BASE_URL": fake_openai.url,
+            "ANTHROPIC_API_KEY": "sk-ant-test",
+            "OLLAMA_HOST": fake_openai.url,
+            "SLUICE_MODELS_FILE": str(models_file),
+            "SLUICE_DEMO_TOKENS_PER_SECOND": "80",
+            "SLUICE_PING_SECONDS": "1",
+            "SLUICE_READ_TIMEOUT": "10",
+            "SLUICE_RETRY_BASE_SECONDS": "0.05",
+            "SLUICE_RETRY_MAX_SECONDS": "2",
+            **env,
+        })
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+    for server in servers:
+        server.assert_log_clean()
+
+
+@pytest.fixture(scope="session")
+def live_server(start_server) -> LiveServer:
+    return start_server()

@@ -84,11 +84,15 @@ class FakeUpstream:
         self._server.server_close()
 
     def script(self, model: str, *replies: Reply) -> None:
-        """Answer the next requests for `model` with `replies`, in order; the last repeats."""
+        """Answer the next requests for `model` with `replies`, in order; the last repeats.
+
+        Starts `model` afresh: earlier replies, recorded requests and hang-ups are forgotten.
+        """
         with self._lock:
-            self._replies[model].extend(replies)
+            self._replies[model] = list(replies)
+            self.requests[model] = []
             # Made here, before any request, so the test and the server share one Event.
-            self.hung_up.setdefault(model, threading.Event())
+            self.hung_up[model] = threading.Event()
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:

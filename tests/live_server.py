@@ -13,7 +13,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -23,7 +23,7 @@ class LiveServer:
     """A Sluice served by real gunicorn with gevent workers, as `make run` serves it."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"gunicorn-{self.port}.log"
         self.env = {**os.environ, **env, "PORT": str(self.port)}
@@ -41,9 +41,9 @@ class LiveServer:
             if self.process.poll() is not None:
                 break
             try:
-                if requests.get(self.url + "/healthz", timeout=1).ok:
+                if requests.get(self.url + "/healthz", timeout=2).ok:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or the worker still booting
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"gunicorn did not start; its log:\n{self.log_path.read_text()}")

@@ -104,10 +104,20 @@ def test_models_lists_the_demo_model(client):
     assert {"id": "demo/echo", "provider": "demo", "streaming": True} in models
 
 
-def test_health_and_readiness(client):
+def test_health_and_readiness(client, backend):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.get_json()["checks"] == {"database": "ok"}
+    expected = {"database": "ok"} | ({"redis": "ok"} if backend.redis_url else {})
+    assert ready.status_code == 200 and ready.get_json()["checks"] == expected
+
+
+def test_readiness_fails_when_the_database_is_gone(make_app, tmp_path):
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path}/missing-dir/never.db")
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json() == {"status": "unavailable",
+                                "checks": {"database": "unreachable"} | (
+                                    {"redis": "ok"} if app.config["REDIS_URL"] else {})}
 
 
 # --- rejections: the right status, a JSON error, and nothing stored -------------------

@@ -13,8 +13,11 @@ from services.streaming import streaming
 from .sse_client import read_test_response
 
 
-def test_migrations_build_exactly_the_schema_the_models_describe(tmp_path):
-    url = f"sqlite:///{tmp_path / 'check.db'}"
+def test_migrations_build_exactly_the_schema_the_models_describe(backend, request, tmp_path):
+    if backend.name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'check.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database("migration_check")
     upgrade_database(url)
     command.check(alembic_config(url))  # raises if models and migrations differ
     command.downgrade(alembic_config(url), "base")
@@ -56,12 +59,12 @@ def test_an_unservable_default_model_stops_startup(make_app):
 
 
 def test_resume_after_the_event_log_expired_replays_the_stored_message(make_app):
-    app = make_app(SLUICE_EVENT_TTL_SECONDS=0.05)
+    app = make_app(SLUICE_EVENT_TTL_SECONDS=1)  # Redis expires in whole seconds
     client = app.test_client()
     thread_id = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
     answer = client.post(f"/api/v1/threads/{thread_id}/messages",
                          json={"content": "remember me"}).get_json()["response"]
-    time.sleep(0.1)
+    time.sleep(1.5)
     assert not streaming(app).log.has(answer["stream_id"])
 
     response = client.get(f"/api/v1/streams/{answer['stream_id']}/events")

@@ -94,7 +94,10 @@ class RedisEventLog(EventLog):
             if closed is None:
                 raise UnknownStream(stream_id)
             if closed == b"1":
-                return LogSlice([], True)
+                # `closed` is set in the same transaction as the final event, which
+                # may have landed just after the range read above: read it again.
+                entries = self.client.xrange(key, min=f"(0-{after}", max="+", count=BATCH)
+                return LogSlice([_event(*entry) for entry in entries], True)
             found = self.client.xread({key: f"0-{after}"}, count=BATCH,
                                       block=max(1, int(timeout * 1000)))
             entries = found[0][1] if found else []

@@ -1,0 +1,109 @@
+"""Private Redis, PostgreSQL and nginx instances for the tests, on free loopback ports.
+
+They use the Debian packages that `scripts/install-test-services` installs. A
+service that cannot start fails the tests that need it, loudly.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import redis
+
+from .live_server import free_port
+
+
+def _wait_until(ready: Callable[[], bool], what: str, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start; its log:\n{log.read_text(errors='replace')}")
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sluice-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        log = self.dir / "redis.log"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+                stdout=out, stderr=subprocess.STDOUT)
+        _wait_until(self._answers, "redis-server", log)
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port).ping())
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PostgresServer:
+    """A throwaway cluster (fsync off) run by the `postgres` user when we are root."""
+
+    def __init__(self) -> None:
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bins:
+            raise RuntimeError("PostgreSQL is not installed: run scripts/install-test-services")
+        self.bin = Path(bins[-1])
+        self.dir = Path(tempfile.mkdtemp(prefix="sluice-pg-"))
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.getuid() == 0:  # the server refuses to run as root
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        data, log = self.dir / "data", self.dir / "postgres.log"
+        subprocess.run([*self.as_user, str(self.bin / "initdb"), "-D", str(data), "-U", "sluice",
+                        "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                       check=True, capture_output=True)
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*self.as_user, str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port),
+                 "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=400"],
+                stdout=out, stderr=subprocess.STDOUT)
+        _wait_until(self._answers, "postgres", log)
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://sluice@127.0.0.1:{self.port}/{database}"
+
+    def url(self, database: str) -> str:
+        """The SQLAlchemy URL of one database of this server."""
+        return f"postgresql+psycopg://sluice@127.0.0.1:{self.port}/{database}"
+
+    def _answers(self) -> bool:
+        try:
+            psycopg.connect(self.dsn(), connect_timeout=1).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        with psycopg.connect(self.dsn(), autocommit=True) as connection:
+            clause = f" TEMPLATE {template}" if template else ""
+            connection.execute(f'CREATE DATABASE "{name}"{clause}')
+        return self.url(name)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        shutil.rmtree(self.dir, ignore_errors=True)
