@@ -1,7 +1,7 @@
 """Threads and messages: `/api/v1/threads…`."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, stream_with_context
+from flask import Blueprint, Response, jsonify, stream_with_context
 
 from services import chat
 from services.providers import registry
@@ -56,4 +56,4 @@ def send_message(thread_id: str) -> tuple[Response, int]:
 @bp.post("/<thread_id>/messages/stream")
 def stream_message(thread_id: str) -> Response:
     frames = chat.stream_reply(request_session(), registry(), streaming(), thread_id, json_body())
-    return sse_response(stream_with_context(frames), current_app.config["SLUICE_SEND_TIMEOUT"])
+    return sse_response(stream_with_context(frames))

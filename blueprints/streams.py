@@ -1,7 +1,7 @@
 """Streams by id: resume (`/events`) and stop (`/cancel`)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from services.errors import ApiError
 from services.sse import sse_response
@@ -23,7 +23,7 @@ def _resume_point() -> int:
 @bp.get("/<stream_id>/events")
 def events(stream_id: str) -> Response:
     frames = stream_frames(request_session(), stream_id, _resume_point())
-    return sse_response(stream_with_context(frames), current_app.config["SLUICE_SEND_TIMEOUT"])
+    return sse_response(stream_with_context(frames))
 
 
 @bp.post("/<stream_id>/cancel")

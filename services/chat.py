@@ -20,7 +20,7 @@ from .providers import (ChatMessage, ChatRequest, ProviderRegistry, ResolvedMode
 from .storage import Message, Thread
 from .storage.models import new_id, utcnow
 from .tools import parse_tool_results, parse_tools, pending_tool_calls
-from .streaming import RunSpec, StreamRun, Streaming
+from .streaming import RunSpec, StreamRun, Streaming, to_client
 from .streaming.leases import lease_until
 from .streaming.subscribe import follow
 
@@ -178,7 +178,7 @@ def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming,
                  thread_id: str, body: dict[str, Any]) -> Iterator[bytes]:
     """Start a reply and return its SSE frames from the first event on."""
     run = start_reply(session, providers, core, thread_id, body)
-    return follow(core.log, run.spec.stream_id, 0, core.ping_seconds)
+    return to_client(follow(core.log, run.spec.stream_id, 0, core.ping_seconds))
 
 
 def reply_and_wait(session: Session, providers: ProviderRegistry, core: Streaming,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sseclient
-from flask import Response, request
+from flask import Response
 
 PING = b": ping\n\n"
 
@@ -36,16 +36,8 @@ def encode_event(seq: int, event_type: str, payload: dict[str, Any]) -> bytes:
     return f"id: {seq}\nevent: {event_type}\ndata: {data}\n\n".encode()
 
 
-def sse_response(frames: Iterable[bytes], send_timeout: float | None = None) -> Response:
-    """A streaming HTTP response of already encoded SSE frames, flushed as produced.
-
-    With `send_timeout`, a client that takes no data for that long (it stopped
-    reading, its buffers are full) makes the write fail and is dropped, instead
-    of holding the subscriber forever. gunicorn hands us its socket for this.
-    """
-    client_socket = request.environ.get("gunicorn.socket")
-    if send_timeout is not None and client_socket is not None:
-        client_socket.settimeout(send_timeout)
+def sse_response(frames: Iterable[bytes]) -> Response:
+    """A streaming HTTP response of already encoded SSE frames, flushed as produced."""
     response = Response(frames, status=200, headers=HEADERS)
     # Set outright: Flask would otherwise append "; charset=utf-8" to a text/* type.
     response.headers["Content-Type"] = "text/event-stream"

@@ -70,6 +70,7 @@ class FakeUpstream:
         self._replies: dict[str, list[Reply]] = defaultdict(list)
         self.requests: dict[str, list[dict]] = defaultdict(list)
         self.hung_up: dict[str, threading.Event] = {}
+        self.finished: dict[str, threading.Event] = {}  # the whole reply was written
         self._lock = threading.Lock()
         self._server = QuietHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -93,6 +94,7 @@ class FakeUpstream:
             self.requests[model] = []
             # Made here, before any request, so the test and the server share one Event.
             self.hung_up[model] = threading.Event()
+            self.finished[model] = threading.Event()
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:
@@ -122,6 +124,8 @@ class FakeUpstream:
                 reply = upstream._next_reply(model)
                 try:
                     self._send(reply)
+                    if model in upstream.finished:
+                        upstream.finished[model].set()
                 except (BrokenPipeError, ConnectionResetError):
                     if model in upstream.hung_up:
                         upstream.hung_up[model].set()

@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from .live_server import free_port
+from .live_server import ROOT, free_port
 
 
 def _wait_until(ready: Callable[[], bool], what: str, log: Path, timeout: float = 30) -> None:
@@ -106,4 +107,43 @@ class PostgresServer:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(20)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NginxServer:
+    """nginx running `deploy/nginx.conf` as shipped, only its ports changed."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sluice-nginx-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        site = (ROOT / "deploy" / "nginx.conf").read_text()
+        for shipped, here in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+                              ("listen 80;", f"listen 127.0.0.1:{self.port};")):
+            if shipped not in site:
+                raise RuntimeError(f"deploy/nginx.conf no longer has {shipped!r}")
+            site = site.replace(shipped, here)
+        (self.dir / "sluice.conf").write_text(site)
+        temp = " ".join(f"{kind}_temp_path {self.dir}/{kind};"
+                        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (self.dir / "nginx.conf").write_text(
+            f"worker_processes 1;\npid {self.dir}/nginx.pid;\n"
+            f"error_log {self.dir}/error.log info;\nevents {{ worker_connections 256; }}\n"
+            f"http {{ access_log {self.dir}/access.log; {temp}\n"
+            f"       include {self.dir}/sluice.conf; }}\n")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        log = self.dir / "error.log"
+        log.touch()
+        self.process = subprocess.Popen(
+            [nginx, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        _wait_until(self._listening, "nginx", log)
+
+    def _listening(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)

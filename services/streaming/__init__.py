@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,10 +27,10 @@ from .leases import LeaseKeeper, recover_stream
 from .manager import RunManager
 from .redis_log import RedisCancelBus, RedisEventLog
 from .runs import RunSpec, StreamRun
-from .subscribe import follow, replay_stored
+from .subscribe import StalledClients, follow, replay_stored
 
 __all__ = ["RunSpec", "StreamRun", "Streaming", "cancel_stream", "init_app",
-           "install_graceful_shutdown", "stream_frames", "streaming"]
+           "install_graceful_shutdown", "stream_frames", "streaming", "to_client"]
 
 EXTENSION = "sluice.streaming"
 logger = logging.getLogger(__name__)
@@ -46,11 +46,12 @@ class Streaming:
     redis: redis.Redis | None = None
     bus: RedisCancelBus | None = None
     keeper: LeaseKeeper | None = None
+    stalled: StalledClients | None = None
     draining: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
         """Stop this process's background work (tests; the process is going away)."""
-        for part in (self.keeper, self.bus):
+        for part in (self.keeper, self.bus, self.stalled):
             if part is not None:
                 part.stop()
 
@@ -58,7 +59,11 @@ class Streaming:
 def init_app(app: Flask) -> None:
     """Attach the event log, run manager, lease keeper and (with Redis) the cancel bus."""
     config = app.config
-    client = redis.Redis.from_url(config["REDIS_URL"]) if config["REDIS_URL"] else None
+    client = None
+    if config["REDIS_URL"]:
+        # Subscribers block in XREAD for up to a ping interval: reads may take that long.
+        client = redis.Redis.from_url(config["REDIS_URL"],
+                                      socket_timeout=config["SLUICE_PING_SECONDS"] + 10)
     log: EventLog = (RedisEventLog(client, config["SLUICE_EVENT_TTL_SECONDS"]) if client
                      else MemoryEventLog(ttl_seconds=config["SLUICE_EVENT_TTL_SECONDS"]))
     db = database(app)
@@ -67,8 +72,14 @@ def init_app(app: Flask) -> None:
     core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client)
     core.keeper = LeaseKeeper(db, log, runs.stream_ids, lease)
     core.keeper.start()
+    core.stalled = StalledClients(config["SLUICE_SEND_TIMEOUT"])
+    core.stalled.start()
     if client is not None:
-        core.bus = RedisCancelBus(client, runs.cancel)
+        # The subscription idles for as long as nobody cancels: no read timeout, but
+        # a health check so that a dead connection is noticed and replaced.
+        listener = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=None,
+                                        health_check_interval=30)
+        core.bus = RedisCancelBus(client, listener, runs.cancel)
         core.bus.start()
     app.extensions[EXTENSION] = core
 
@@ -84,14 +95,20 @@ def _stored_message(session: Session, stream_id: str) -> Message:
     return message
 
 
+def to_client(frames: Iterator[bytes]) -> Iterator[bytes]:
+    """Frames for the current request's client, which is dropped if it stops reading."""
+    core = streaming()
+    return core.stalled.guard(frames, request.environ.get("gunicorn.socket"))
+
+
 def stream_frames(session: Session, stream_id: str, after: int) -> Iterator[bytes]:
     """The SSE frames for a (re)connecting client: from the log, or from storage."""
     core = streaming()
     if core.log.has(stream_id):
-        return follow(core.log, stream_id, after, core.ping_seconds)
+        return to_client(follow(core.log, stream_id, after, core.ping_seconds))
     message = _stored_message(session, stream_id)
     if message.status == "streaming":
-        return _await_producer(core, stream_id, after)
+        return to_client(_await_producer(core, stream_id, after))
     return replay_stored(message.to_dict(), after)
 
 

@@ -114,8 +114,10 @@ class RedisEventLog(EventLog):
 class RedisCancelBus:
     """Carries "cancel stream X" to whichever process runs X."""
 
-    def __init__(self, client: redis.Redis, cancel_local: Callable[[str], bool]) -> None:
+    def __init__(self, client: redis.Redis, listener: redis.Redis,
+                 cancel_local: Callable[[str], bool]) -> None:
         self.client = client
+        self.listener = listener
         self.cancel_local = cancel_local
         self._stopped = threading.Event()
         self._pubsub: Any = None
@@ -136,7 +138,7 @@ class RedisCancelBus:
     def _listen(self) -> None:
         while not self._stopped.is_set():
             try:
-                self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = self.listener.pubsub(ignore_subscribe_messages=True)
                 self._pubsub.subscribe(CANCEL_CHANNEL)
                 self._ready.set()
                 for message in self._pubsub.listen():

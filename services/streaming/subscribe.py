@@ -1,6 +1,9 @@
 """Subscribers: what an SSE response sends, read from the event log or the database."""
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,10 +32,13 @@ def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> It
 
 
 def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
-    """A finished stream whose events are gone, rebuilt from its stored message.
+    """A stream whose events are gone (expired, or lost with its worker), rebuilt from
+    its stored message: `start`, the whole text as one `delta` (if any), the `error` if
+    it failed or was interrupted, `done`.
 
-    `start`, the whole text as one `delta` (if any), the `error` if it failed or
-    was interrupted, `done`: numbered afresh, so `after` counts in this shorter sequence.
+    These are numbered afresh. An `after` within that numbering resumes this replay;
+    a larger one belongs to the lost original and cannot be lined up with the stored
+    text, so the whole replay is sent: its `start` tells the client to begin again.
     """
     events: list[tuple[str, dict[str, Any]]] = [
         ("start", {"stream_id": message["stream_id"], "message_id": message["id"],
@@ -46,6 +52,83 @@ def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
         "status": message["status"], "finish_reason": message["finish_reason"],
         "message_id": message["id"], "model": message["model"],
         "usage": message["usage"], "metrics": message["metrics"]}))
+    if after >= len(events):
+        after = 0
     for seq, (event_type, payload) in enumerate(events, start=1):
         if seq > after:
             yield encode_event(seq, event_type, payload)
+
+
+class StalledClients:
+    """Drops clients that stop reading, so a subscriber is never held forever.
+
+    While a frame is being written to a client, its subscriber is suspended at the
+    `yield`; if that write has not finished after `timeout` seconds (the client
+    stopped reading and every buffer on the way is full), the connection is shut
+    down: the write fails as a broken pipe and the server closes the response.
+    One sweeper per process looks after every subscriber; the run is not affected.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._writing: dict[object, tuple[float, socket.socket]] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._sweep_forever, daemon=True, name="sluice-stalled").start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def guard(self, frames: Iterator[bytes], client: socket.socket | None) -> Iterator[bytes]:
+        """`frames`, with each write to `client` watched (unwatched without a socket)."""
+        if client is None:
+            yield from frames
+            return
+        token = object()
+        try:
+            for frame in frames:
+                with self._lock:
+                    self._writing[token] = (time.monotonic(), client)
+                yield frame  # the server writes it before asking for the next one
+                with self._lock:
+                    self._writing.pop(token, None)
+        finally:
+            with self._lock:
+                self._writing.pop(token, None)
+
+    def _sweep_forever(self) -> None:
+        while not self._stopped.wait(max(0.05, self.timeout / 4)):
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Shut down the connections whose current write has been stuck too long."""
+        now = time.monotonic()
+        with self._lock:
+            stuck = [(token, client) for token, (since, client) in self._writing.items()
+                     if now - since > self.timeout]
+            for token, _ in stuck:
+                self._writing.pop(token, None)
+        for _, client in stuck:
+            _cut(client)
+
+
+def _cut(client: socket.socket) -> None:
+    """Shut a connection down under a write that is blocked on it.
+
+    Through a second handle on the same descriptor: the kernel wakes the blocked
+    write, which then fails as a broken pipe (the server's quiet case). Shutting
+    down gevent's own socket object would cancel the waiting greenlet with an
+    error that servers log as a crash.
+    """
+    try:
+        twin = socket.socket(fileno=client.fileno())
+    except OSError:
+        return  # already closed
+    try:
+        twin.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
+    finally:
+        twin.detach()  # the descriptor stays its owner's to close
