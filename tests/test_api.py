@@ -209,3 +209,13 @@ def test_requests_sluice_cannot_honour_are_refused_not_ignored(client, field, co
                            json={"content": "hi", **field})
     assert_error(response, 400, code)
     assert messages(client, thread_id) == []
+
+
+def test_a_worker_that_is_shutting_down_takes_no_new_answers(app, client):
+    from services.streaming import streaming
+    thread_id = new_thread(client)
+    streaming(app).draining.set()
+    for path in ("/messages", "/messages/stream"):
+        response = client.post(f"/api/v1/threads/{thread_id}{path}", json={"content": "hi"})
+        assert_error(response, 503, "shutting_down")
+    assert messages(client, thread_id) == []
