@@ -26,11 +26,12 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-# The suite runs real Redis, PostgreSQL and nginx (private instances the tests start).
+# The suite runs real Redis, PostgreSQL, nginx and Chromium (installed if missing).
 services:
 	scripts/install-test-services
 
 test: $(VENV)/.dev services
+	node --test tests/js/
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from flask import Flask
 
-from blueprints import chat, health, models, streams
+from blueprints import chat, health, models, pages, streams
 from blueprints.errors import register_error_handlers
 from services import providers, storage, streaming
 from services.config import default_settings, settings_from_env
@@ -31,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     providers.init_app(app)
     streaming.init_app(app)
 
-    for blueprint in (chat.bp, streams.bp, models.bp, health.bp):
+    for blueprint in (chat.bp, streams.bp, models.bp, health.bp, pages.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
 

@@ -30,6 +30,12 @@ def get_thread(thread_id: str) -> Response:
     return jsonify({"thread": chat.get_thread(request_session(), thread_id).to_dict()})
 
 
+@bp.patch("/<thread_id>")
+def rename_thread(thread_id: str) -> Response:
+    return jsonify({"thread": chat.rename_thread(request_session(), thread_id,
+                                                  json_body()).to_dict()})
+
+
 @bp.delete("/<thread_id>")
 def delete_thread(thread_id: str) -> tuple[str, int]:
     chat.delete_thread(request_session(), streaming(), thread_id)

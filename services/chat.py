@@ -73,6 +73,17 @@ def get_thread(session: Session, thread_id: str) -> Thread:
     return thread
 
 
+def rename_thread(session: Session, thread_id: str, body: dict[str, Any]) -> Thread:
+    """Give a thread a new title (the only field a user edits)."""
+    thread = get_thread(session, thread_id)
+    title = _optional_text(body, "title", 200)
+    if title is None or not title.strip():
+        raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")
+    thread.title = title.strip()
+    session.commit()
+    return thread
+
+
 def delete_thread(session: Session, core: Streaming, thread_id: str) -> None:
     """Delete a thread and its messages, stopping any answer still streaming into it."""
     thread = get_thread(session, thread_id)

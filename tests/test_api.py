@@ -219,3 +219,24 @@ def test_a_worker_that_is_shutting_down_takes_no_new_answers(app, client):
         response = client.post(f"/api/v1/threads/{thread_id}{path}", json={"content": "hi"})
         assert_error(response, 503, "shutting_down")
     assert messages(client, thread_id) == []
+
+
+def test_renaming_a_thread(client):
+    thread_id = new_thread(client, title="Old")
+    renamed = client.patch(f"/api/v1/threads/{thread_id}", json={"title": "  New name  "})
+    assert renamed.status_code == 200 and renamed.get_json()["thread"]["title"] == "New name"
+    assert_error(client.patch(f"/api/v1/threads/{thread_id}", json={"title": " "}), 400,
+                 "invalid_field")
+    assert_error(client.patch("/api/v1/threads/thr_missing", json={"title": "x"}), 404,
+                 "thread_not_found")
+    assert client.get(f"/api/v1/threads/{thread_id}").get_json()["thread"]["title"] == "New name"
+
+
+def test_the_chat_page_is_served_with_its_scripts(client):
+    page = client.get("/")
+    assert page.status_code == 200 and b'id="composer"' in page.data
+    for path in ("/static/js/app.js", "/static/js/sluice-stream.js",
+                 "/static/vendor/marked/marked.esm.js", "/static/vendor/dompurify/purify.es.js"):
+        script = client.get(path)
+        assert script.status_code == 200 and "javascript" in script.content_type, path
+        script.close()

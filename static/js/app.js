@@ -1,0 +1,409 @@
+// The chat page. Talks to Sluice's JSON API; every stream goes through
+// sluice-stream.js (no SSE parsing here). Model output is Markdown rendered by
+// marked and sanitized by DOMPurify before it touches the DOM: it can contain
+// HTML and scripts, and they must never run.
+import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
+import { marked } from "../vendor/marked/marked.esm.js";
+import DOMPurify from "../vendor/dompurify/purify.es.js";
+
+const $ = (selector) => document.querySelector(selector);
+const ui = {
+  app: $("#app"), threads: $("#thread-list"), title: $("#thread-title"),
+  messages: $("#messages"), empty: $("#empty-state"), form: $("#composer"),
+  prompt: $("#prompt"), send: $("#send"), stop: $("#stop"), models: $("#model-picker"),
+  streaming: $("#streaming-toggle"), newThread: $("#new-thread"),
+  toggleSidebar: $("#toggle-sidebar"),
+};
+const preference = streamingPreference();
+const state = { threads: [], threadId: null, active: null, renderQueued: new Set() };
+
+// --- API ---------------------------------------------------------------------------
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method, headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (response.status === 204) return null;
+  const data = await response.json();
+  if (!response.ok) {
+    const error = new Error(data?.error?.message || `HTTP ${response.status}`);
+    error.code = data?.error?.code;
+    throw error;
+  }
+  return data;
+}
+
+// --- rendering ---------------------------------------------------------------------
+
+function markdown(text) {
+  return DOMPurify.sanitize(marked.parse(text || ""));
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function describe(message) {
+  const parts = [message.model];
+  const { ttft_ms: ttft, tokens_per_sec: rate } = message.metrics || {};
+  const tokens = message.usage?.output_tokens;
+  if (ttft != null) parts.push(`first token ${ttft} ms`);
+  if (rate != null) parts.push(`${rate} tokens/s`);
+  if (tokens != null) parts.push(`${tokens} tokens`);
+  if (message.status && message.status !== "complete") parts.push(message.status);
+  return parts.filter(Boolean).join(" · ");
+}
+
+// One assistant answer on screen, kept in step with the stream or the stored message.
+class AnswerView {
+  constructor(message = {}) {
+    this.text = message.content || "";
+    this.reasoning = message.reasoning || "";
+    this.root = element("article", "message assistant");
+    this.root.setAttribute("aria-label", "Answer");
+    this.thinking = element("details", "reasoning");
+    this.thinking.append(element("summary", "", "Reasoning"), element("div", "text"));
+    this.tools = element("div", "tools");
+    this.body = element("div", "body");
+    this.details = element("div", "details");
+    this.root.append(this.thinking, this.tools, this.body, this.details);
+    for (const call of message.tool_calls || []) this.addToolCall(call);
+    this.render();
+    if (message.status) this.finish(message);
+  }
+
+  startStreaming() {
+    this.root.classList.add("streaming");
+    this.body.setAttribute("aria-live", "polite");
+    this.root.setAttribute("aria-busy", "true");
+  }
+
+  reset() {
+    this.text = "";
+    this.reasoning = "";
+    this.tools.replaceChildren();
+    this.render();
+  }
+
+  append(kind, content) {
+    this[kind] += content;
+    queueRender(this);
+  }
+
+  addToolCall(call) {
+    const card = element("div", "tool-card");
+    card.dataset.callId = call.id;
+    card.append(element("span", "name", call.name), element("span", "status", " · requested"),
+                element("pre", "arguments", call.arguments));
+    this.tools.append(card);
+  }
+
+  addToolResult(result) {
+    const card = this.tools.querySelector(`[data-call-id="${CSS.escape(result.id)}"]`);
+    if (!card) return;
+    card.querySelector(".status").textContent = result.error ? " · failed" : " · done";
+    card.append(element("pre", "result", result.error || result.result));
+  }
+
+  render() {
+    this.thinking.hidden = !this.reasoning;
+    this.thinking.querySelector(".text").textContent = this.reasoning;
+    this.body.innerHTML = markdown(this.text);
+  }
+
+  finish(message) {
+    this.root.classList.remove("streaming");
+    this.root.removeAttribute("aria-busy");
+    this.details.textContent = describe(message);
+  }
+
+  showError(text, retry) {
+    this.root.classList.remove("streaming");
+    this.root.removeAttribute("aria-busy");
+    const notice = element("div", "notice");
+    notice.setAttribute("role", "alert");
+    notice.append(element("span", "", text));
+    if (retry) {
+      const button = element("button", "small", "Retry");
+      button.type = "button";
+      button.addEventListener("click", () => { notice.remove(); retry(); });
+      notice.append(button);
+    }
+    this.root.append(notice);
+  }
+}
+
+function queueRender(view) {
+  // Many deltas can arrive between two frames: render once per frame.
+  if (state.renderQueued.has(view)) return;
+  state.renderQueued.add(view);
+  requestAnimationFrame(() => {
+    state.renderQueued.delete(view);
+    view.render();
+    ui.messages.scrollTop = ui.messages.scrollHeight;
+  });
+}
+
+function showUserMessage(content) {
+  ui.empty.hidden = true;
+  const node = element("article", "message user");
+  node.setAttribute("aria-label", "Your message");
+  node.append(element("div", "body", content));
+  ui.messages.append(node);
+  return node;
+}
+
+function showAnswer(message) {
+  ui.empty.hidden = true;
+  const view = new AnswerView(message);
+  ui.messages.append(view.root);
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  return view;
+}
+
+// --- threads -------------------------------------------------------------------------
+
+async function loadThreads() {
+  state.threads = (await api("GET", "/api/v1/threads")).threads;
+  ui.threads.replaceChildren(...state.threads.map(threadItem));
+}
+
+function threadItem(thread) {
+  const item = element("li", thread.id === state.threadId ? "current" : "");
+  const open = element("button", "open", thread.title || "Untitled");
+  open.type = "button";
+  open.addEventListener("click", () => openThread(thread.id));
+  const rename = element("button", "small", "✎");
+  rename.type = "button";
+  rename.setAttribute("aria-label", `Rename ${thread.title || "thread"}`);
+  rename.addEventListener("click", () => renameThread(thread));
+  const remove = element("button", "small", "✕");
+  remove.type = "button";
+  remove.setAttribute("aria-label", `Delete ${thread.title || "thread"}`);
+  remove.addEventListener("click", () => deleteThread(thread));
+  item.append(open, rename, remove);
+  return item;
+}
+
+async function renameThread(thread) {
+  const title = window.prompt("New name for this chat", thread.title || "");
+  if (!title || !title.trim()) return;
+  await api("PATCH", `/api/v1/threads/${thread.id}`, { title });
+  await loadThreads();
+  if (thread.id === state.threadId) ui.title.textContent = title.trim();
+}
+
+async function deleteThread(thread) {
+  if (!window.confirm(`Delete "${thread.title || "this chat"}" and its messages?`)) return;
+  await api("DELETE", `/api/v1/threads/${thread.id}`);
+  if (thread.id === state.threadId) newChat();
+  await loadThreads();
+}
+
+function newChat() {
+  stopFollowing();
+  state.threadId = null;
+  history.replaceState(null, "", location.pathname);
+  ui.title.textContent = "New chat";
+  ui.messages.replaceChildren(ui.empty);
+  ui.empty.hidden = false;
+  loadThreads();
+  ui.prompt.focus();
+}
+
+async function openThread(threadId) {
+  stopFollowing();
+  state.threadId = threadId;
+  history.replaceState(null, "", `#${threadId}`);
+  ui.app.classList.remove("sidebar-open");
+  const [{ thread }, { messages }] = await Promise.all([
+    api("GET", `/api/v1/threads/${threadId}`),
+    api("GET", `/api/v1/threads/${threadId}/messages`),
+  ]);
+  ui.title.textContent = thread.title || "Untitled";
+  if (thread.model) chooseModel(thread.model);
+  ui.messages.replaceChildren(ui.empty);
+  ui.empty.hidden = messages.length > 0;
+  for (const message of messages) {
+    if (message.role === "user") showUserMessage(message.content);
+    else if (message.role === "assistant" && message.status === "streaming") {
+      follow(showAnswer({}), { streamId: message.stream_id, lastEventId: 0 });
+    } else if (message.role === "assistant") showAnswer(message);
+  }
+  await loadThreads();
+}
+
+// --- sending and streaming --------------------------------------------------------
+
+function setBusy(busy) {
+  ui.send.hidden = busy;
+  ui.stop.hidden = !busy;
+  ui.prompt.disabled = busy;
+}
+
+function stopFollowing() {
+  // Leaving a thread does not stop its answer: it goes on, and is there when we come back.
+  state.active = null;
+  setBusy(false);
+}
+
+async function ensureThread(content) {
+  if (state.threadId) return state.threadId;
+  const { thread } = await api("POST", "/api/v1/threads", { model: ui.models.value || undefined });
+  state.threadId = thread.id;
+  history.replaceState(null, "", `#${thread.id}`);
+  ui.title.textContent = content.slice(0, 60);
+  return thread.id;
+}
+
+async function send(content) {
+  const threadId = await ensureThread(content);
+  showUserMessage(content);
+  const body = { content, model: ui.models.value || undefined };
+  if (!preference.get()) return sendWhole(threadId, body);
+  const view = showAnswer({});
+  follow(view, { url: `/api/v1/threads/${threadId}/messages/stream`, body },
+         () => send(content));
+}
+
+async function sendWhole(threadId, body) {
+  setBusy(true);
+  try {
+    const { response } = await sendMessage({ url: `/api/v1/threads/${threadId}/messages`, body });
+    showAnswer(response);
+  } catch (error) {
+    const view = error.body?.response ? showAnswer(error.body.response) : showAnswer({});
+    view.showError(error.message, () => send(body.content));
+  } finally {
+    setBusy(false);
+    loadThreads();
+  }
+}
+
+// Stream into `view`: a new answer (url + body) or one already under way (streamId).
+function follow(view, source, retry) {
+  view.startStreaming();
+  setBusy(true);
+  const handle = openStream({
+    ...source,
+    handlers: {
+      onReset: () => view.reset(),
+      onDelta: (data) => view.append("text", data.content),
+      onReasoning: (data) => view.append("reasoning", data.content),
+      onToolCall: (data) => view.addToolCall(data),
+      onToolResult: (data) => view.addToolResult(data),
+      onError: (data) => view.showError(data.message, data.retryable ? retry : null),
+    },
+  });
+  const active = { handle, view, threadId: state.threadId };
+  state.active = active;
+  handle.done
+    .then((done) => settle(active, done))
+    .catch((error) => {
+      view.showError(error.message, retry);
+      finishActive(active);
+    });
+}
+
+async function settle(active, done) {
+  // The stored message is the truth (a Stop may land a few tokens after the click).
+  const stored = await storedAnswer(active.threadId, done.message_id);
+  if (stored) {
+    active.view.text = stored.content;
+    active.view.reasoning = stored.reasoning || "";
+    active.view.render();
+    active.view.finish(stored);
+  }
+  finishActive(active);
+}
+
+async function storedAnswer(threadId, messageId) {
+  for (let attempt = 0; threadId && attempt < 20; attempt += 1) {
+    const { messages } = await api("GET", `/api/v1/threads/${threadId}/messages`);
+    const answers = messages.filter((m) => m.role === "assistant");
+    const stored = answers.find((m) => m.id === messageId) || answers.at(-1);
+    if (!stored || stored.status !== "streaming") return stored;
+    await new Promise((resolve) => setTimeout(resolve, 100));  // a Stop is being stored
+  }
+  return null;
+}
+
+function finishActive(active) {
+  active.view.root.classList.remove("streaming");
+  active.view.root.removeAttribute("aria-busy");
+  if (state.active === active) {
+    state.active = null;
+    setBusy(false);
+  }
+  loadThreads();
+}
+
+// --- controls ----------------------------------------------------------------------
+
+async function loadModels() {
+  const { models } = await api("GET", "/api/v1/models");
+  ui.models.replaceChildren(...models.map((model) => {
+    const option = element("option", "", model.id);
+    option.value = model.id;
+    return option;
+  }));
+}
+
+function chooseModel(modelId) {
+  // A thread may use a model this server does not list (set through the API): show it.
+  if (![...ui.models.options].some((option) => option.value === modelId)) {
+    const option = element("option", "", modelId);
+    option.value = modelId;
+    ui.models.append(option);
+  }
+  ui.models.value = modelId;
+}
+
+ui.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const content = ui.prompt.value.trim();
+  if (!content || state.active) return;
+  ui.prompt.value = "";
+  send(content).catch((error) => showAnswer({}).showError(error.message, () => send(content)));
+});
+
+ui.prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ui.form.requestSubmit();
+  }
+});
+
+ui.stop.addEventListener("click", async () => {
+  const active = state.active;
+  if (!active) return;
+  ui.stop.disabled = true;
+  try {
+    await active.handle.stop();
+  } finally {
+    ui.stop.disabled = false;
+  }
+});
+
+ui.streaming.checked = preference.get();
+ui.streaming.addEventListener("change", () => preference.set(ui.streaming.checked));
+ui.newThread.addEventListener("click", newChat);
+ui.toggleSidebar.addEventListener("click", () => {
+  const open = ui.app.classList.toggle("sidebar-open");
+  ui.toggleSidebar.setAttribute("aria-expanded", String(open));
+});
+
+// The thread is in the address (#thr_…): links, back/forward and reloads open it.
+window.addEventListener("hashchange", () => {
+  const threadId = location.hash.slice(1);
+  if (threadId && threadId !== state.threadId) openThread(threadId);
+});
+
+await loadModels();
+await loadThreads();
+if (location.hash.length > 1) await openThread(location.hash.slice(1));
+ui.prompt.focus();

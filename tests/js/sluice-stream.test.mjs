@@ -1,0 +1,379 @@
+// The browser's streaming module, run under Node's own test runner:
+//   node --test tests/js/
+// The server is replaced by a scripted fetch whose responses stream chosen bytes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  createEventParser,
+  openStream,
+  sendMessage,
+  streamingPreference,
+} from "../../static/js/sluice-stream.js";
+
+const encoder = new TextEncoder();
+
+// ---------------------------------------------------------------- the parser
+
+function parse(chunks) {
+  const events = [];
+  const parser = createEventParser((event) => events.push(event));
+  for (const chunk of chunks) parser.push(chunk);
+  parser.end();
+  return events;
+}
+
+/** The body cut in two at every byte offset, then cut into single bytes. */
+function everySplit(bytes) {
+  const splits = [];
+  for (let i = 0; i <= bytes.length; i++) splits.push([bytes.subarray(0, i), bytes.subarray(i)]);
+  splits.push(Array.from(bytes, (_, i) => bytes.subarray(i, i + 1)));
+  return splits;
+}
+
+const msg = (data, id = null, event = "message") => ({ id, event, data });
+
+const PARSER_CASES = [
+  ["LF and multi-byte characters", "id: 1\nevent: delta\ndata: Grüße 世界 👋🏽\n\n",
+    [msg("Grüße 世界 👋🏽", "1", "delta")]],
+  ["CRLF", "id: 1\r\nevent: delta\r\ndata: Grüße 世界 👋🏽\r\n\r\nid: 2\r\ndata: b\r\n\r\n",
+    [msg("Grüße 世界 👋🏽", "1", "delta"), msg("b", "2")]],
+  ["CR only", "data: a\r\rdata: 👋🏽\r\r", [msg("a"), msg("👋🏽")]],
+  // Split between CR and LF, the LF must not read as a blank line that ends the event early.
+  ["CRLF inside a multi-line event", "data: a\r\ndata: b\r\n\r\n", [msg("a\nb")]],
+  ["mixed line ends", "data: a\n\ndata: b\r\n\r\ndata: c\r\r", [msg("a"), msg("b"), msg("c")]],
+  ["comments", ": ping\n\ndata: x\n: ping\ndata: y\n\n: ping\n\n", [msg("x\ny")]],
+  ["multi-line data", "data: {\"a\":\ndata: 1}\n\n", [msg("{\"a\":\n1}")]],
+  ["data: without space, only one space removed", "data:tight\ndata:  two\n\n",
+    [msg("tight\n two")]],
+  ["a field name alone is an empty value", "data\n\n", [msg("")]],
+  ["no data, no event; the type does not leak", "event: delta\n\ndata: z\n\n", [msg("z")]],
+  ["the id holds until changed", "id: 7\ndata: a\n\ndata: b\n\nid: 8\ndata: c\n\n",
+    [msg("a", "7"), msg("b", "7"), msg("c", "8")]],
+  ["an unterminated last event is dropped", "data: kept\n\ndata: cut 世界\n", [msg("kept")]],
+  ["a last line without its end is dropped", "data: kept\n\ndata: cu", [msg("kept")]],
+];
+
+for (const [name, body, expected] of PARSER_CASES) {
+  test(`parser, split at every byte: ${name}`, () => {
+    for (const chunks of everySplit(encoder.encode(body))) {
+      assert.deepEqual(parse(chunks), expected, `chunks: ${chunks.map((c) => c.length)}`);
+    }
+  });
+}
+
+test("parser: a multi-byte character cut off by the end of the body gives nothing", () => {
+  const bytes = encoder.encode("data: ok\n\ndata: 👋");
+  assert.deepEqual(parse([bytes.subarray(0, bytes.length - 2)]), [msg("ok")]);
+});
+
+// ---------------------------------------------------------------- a scripted server
+
+const BASE = "http://sluice.test";
+const START_URL = `${BASE}/api/v1/threads/t1/messages/stream`;
+const FAST = { baseDelayMs: 1, maxDelayMs: 1000 };
+
+/** One SSE event as the server writes it. */
+function sse(seq, type, fields = {}) {
+  return `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ type, seq, ...fields })}\n\n`;
+}
+
+const start = () => sse(1, "start", { stream_id: "s1", message_id: "m2", thread_id: "t1", model: "demo/echo" });
+const delta = (seq, content) => sse(seq, "delta", { content });
+const done = (seq) => sse(seq, "done", { status: "complete", finish_reason: "stop", message_id: "m2" });
+
+/**
+ * A Response streaming `text` in 5-byte chunks. ending: "close" ends the body cleanly,
+ * "error" breaks it like a dropped connection, "hang" keeps it open until aborted.
+ */
+function streamed(text, { ending = "close" } = {}) {
+  return (init) => {
+    const bytes = encoder.encode(text);
+    let offset = 0;
+    const body = new ReadableStream({
+      start(controller) {
+        init.signal?.addEventListener("abort", () => controller.error(new DOMException("aborted", "AbortError")));
+      },
+      pull(controller) {
+        if (offset < bytes.length) {
+          controller.enqueue(bytes.slice(offset, offset + 5));
+          offset += 5;
+        } else if (ending === "close") controller.close();
+        else if (ending === "error") controller.error(new TypeError("network error"));
+        else return new Promise(() => {}); // "hang": nothing more, ever
+      },
+    });
+    return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+  };
+}
+
+const jsonAnswer = (status, body) => () => Response.json(body, { status });
+const networkDown = () => () => { throw new TypeError("fetch failed"); };
+
+/** A fetch that answers the n-th call with script[n] and records every call. */
+function scriptedFetch(script) {
+  const calls = [];
+  async function fetch(url, init = {}) {
+    calls.push({ url, init, headers: new Headers(init.headers) });
+    const answer = script[calls.length - 1];
+    if (!answer) throw new Error(`unexpected request ${init.method} ${url}`);
+    return answer(init);
+  }
+  return { fetch, calls };
+}
+
+/** Handlers that record what a page would show: the events in order, and the text. */
+function recorder() {
+  const log = { events: [], text: "", resets: 0, reconnects: [] };
+  const handlers = {
+    onEvent: (type, data) => log.events.push([type, data.seq]),
+    onDelta: (data) => { log.text += data.content; },
+    onReset: () => { log.resets += 1; log.text = ""; },
+    onReconnect: (info) => log.reconnects.push(info),
+  };
+  return { log, handlers };
+}
+
+const body = { content: "Hello?" };
+
+async function waitFor(condition, timeoutMs = 1000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+// ---------------------------------------------------------------- openStream
+
+test("openStream POSTs the message and calls each handler in order with the parsed data", async () => {
+  const server = scriptedFetch([streamed(
+    start() + sse(2, "message_saved", { message: { id: "m1", role: "user" } }) +
+    ": ping\n\n" + sse(3, "reasoning", { content: "hmm" }) + delta(4, "Grüße ") +
+    sse(5, "tool_call", { id: "c1", name: "clock", arguments: "{}" }) +
+    sse(6, "tool_result", { id: "c1", name: "clock", result: "noon", duration_ms: 3 }) +
+    delta(7, "👋🏽") + sse(8, "usage", { input_tokens: 3, output_tokens: 2 }) + done(9))]);
+  const calls = [];
+  const record = (name) => (data) => calls.push([name, data]);
+  const stream = openStream({
+    url: START_URL, body, fetch: server.fetch,
+    handlers: Object.fromEntries(["onStart", "onMessageSaved", "onDelta", "onReasoning",
+      "onToolCall", "onToolResult", "onUsage", "onError", "onDone"].map((n) => [n, record(n)])),
+  });
+
+  const result = await stream.done;
+
+  assert.deepEqual(calls.map(([name, data]) => [name, data.seq]), [
+    ["onStart", 1], ["onMessageSaved", 2], ["onReasoning", 3], ["onDelta", 4],
+    ["onToolCall", 5], ["onToolResult", 6], ["onDelta", 7], ["onUsage", 8], ["onDone", 9]]);
+  assert.equal(calls[1][1].message.role, "user");
+  assert.equal(calls[6][1].content, "👋🏽");
+  assert.deepEqual(result, { type: "done", seq: 9, status: "complete", finish_reason: "stop", message_id: "m2" });
+  assert.equal(stream.streamId, "s1");
+  assert.equal(stream.lastEventId, 9);
+  const [post] = server.calls;
+  assert.equal(post.url, START_URL);
+  assert.equal(post.init.method, "POST");
+  assert.equal(post.headers.get("content-type"), "application/json");
+  assert.equal(post.headers.get("accept"), "text/event-stream");
+  assert.deepEqual(JSON.parse(post.init.body), body);
+});
+
+test("an error event reaches onError and the stream still ends with done", async () => {
+  const server = scriptedFetch([streamed(start() + delta(2, "par") +
+    sse(3, "error", { code: "upstream_error", message: "The provider failed.", retryable: true }) +
+    sse(4, "done", { status: "error", finish_reason: "error" }))]);
+  const errors = [];
+  const stream = openStream({ url: START_URL, body, fetch: server.fetch,
+    handlers: { onError: (data) => errors.push(data.code) } });
+  assert.equal((await stream.done).status, "error");
+  assert.deepEqual(errors, ["upstream_error"]);
+});
+
+test("lastEventId follows the events as they are handled", async () => {
+  const seen = [];
+  const server = scriptedFetch([streamed(start() + delta(2, "a") + delta(3, "b") + done(4))]);
+  const stream = openStream({ url: START_URL, body, fetch: server.fetch,
+    handlers: { onEvent: () => seen.push([stream.streamId, stream.lastEventId]) } });
+  await stream.done;
+  assert.deepEqual(seen, [["s1", 1], ["s1", 2], ["s1", 3], ["s1", 4]]);
+});
+
+test("a dropped connection resumes after the last event, and no text is lost or doubled", async () => {
+  const cutMidEvent = delta(5, "wor").slice(0, 20); // the connection breaks inside event 5
+  const server = scriptedFetch([
+    streamed(start() + delta(2, "Hel") + delta(3, "lo ") + cutMidEvent, { ending: "error" }),
+    networkDown(), // the first attempt to resume fails too
+    streamed(delta(3, "lo ") + delta(4, "") + delta(5, "wor") + delta(6, "ld")), // repeats 3; ends early
+    streamed(delta(6, "ld") + delta(7, "!") + done(8)),
+  ]);
+  const { log, handlers } = recorder();
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers, retry: FAST });
+
+  await stream.done;
+
+  assert.equal(log.text, "Hello world!");
+  assert.deepEqual(log.events.map(([, seq]) => seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+  const resumes = server.calls.slice(1);
+  for (const call of resumes) {
+    assert.equal(call.url, `${BASE}/api/v1/streams/s1/events`);
+    assert.equal(call.init.method, "GET");
+  }
+  assert.deepEqual(resumes.map((call) => call.headers.get("last-event-id")), ["3", "3", "6"]);
+  // Two failures in a row back off 1 ms then 2 ms; events in between start over at 1.
+  assert.deepEqual(log.reconnects, [{ attempt: 1, delayMs: 1 }, { attempt: 2, delayMs: 2 }, { attempt: 1, delayMs: 1 }]);
+});
+
+test("a stream opened by id resumes at once from the given event", async () => {
+  const server = scriptedFetch([streamed(delta(5, "tail") + done(6))]);
+  const { log, handlers } = recorder();
+  const stream = openStream({ streamId: "s9", lastEventId: 4, baseUrl: BASE, fetch: server.fetch, handlers });
+  await stream.done;
+  assert.equal(server.calls[0].url, `${BASE}/api/v1/streams/s9/events`);
+  assert.equal(server.calls[0].headers.get("last-event-id"), "4");
+  assert.equal(log.text, "tail");
+});
+
+test("a replay from the start calls onReset and shows the whole answer once", async () => {
+  const server = scriptedFetch([
+    streamed(start() + delta(2, "Hel") + delta(3, "lo"), { ending: "error" }),
+    // The server lost its live log: it replays the stored answer from seq 1.
+    streamed(start() + delta(2, "Hello world") + done(3)),
+  ]);
+  const { log, handlers } = recorder();
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers, retry: FAST });
+  await stream.done;
+  assert.equal(log.resets, 1);
+  assert.equal(log.text, "Hello world");
+  assert.deepEqual(log.events.map(([, seq]) => seq), [1, 2, 3, 1, 2, 3]);
+  assert.equal(stream.lastEventId, 3);
+});
+
+test("after maxAttempts failed resumes, done rejects with stream_lost", async () => {
+  const server = scriptedFetch([streamed(start() + delta(2, "Hi")), networkDown(), networkDown(), networkDown()]);
+  const { log, handlers } = recorder();
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers,
+    retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
+  await assert.rejects(stream.done, (error) => error.code === "stream_lost");
+  assert.equal(server.calls.length, 4);
+  assert.deepEqual(log.reconnects.map((r) => r.delayMs), [1, 2, 2]); // capped by maxDelayMs
+  assert.equal(log.text, "Hi");
+});
+
+test("a resume answered 404 rejects at once", async () => {
+  const server = scriptedFetch([
+    streamed(start(), { ending: "error" }),
+    jsonAnswer(404, { error: { code: "not_found", message: "No such stream." } }),
+  ]);
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, retry: FAST });
+  await assert.rejects(stream.done, { status: 404, code: "not_found", message: "No such stream." });
+  assert.equal(server.calls.length, 2);
+});
+
+test("a resume answered 503 (a restarting server) is tried again", async () => {
+  const server = scriptedFetch([
+    streamed(start() + delta(2, "Hel"), { ending: "error" }),
+    jsonAnswer(503, { error: { code: "unavailable", message: "Restarting." } }),
+    streamed(delta(3, "lo") + done(4)),
+  ]);
+  const { log, handlers } = recorder();
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers, retry: FAST });
+  await stream.done;
+  assert.equal(log.text, "Hello");
+  assert.equal(server.calls.length, 3);
+});
+
+test("an error thrown by a handler rejects done instead of reconnecting", async () => {
+  const server = scriptedFetch([streamed(start() + delta(2, "Hi") + done(3))]);
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, retry: FAST,
+    handlers: { onDelta: () => { throw new RangeError("page bug"); } } });
+  await assert.rejects(stream.done, RangeError);
+  assert.equal(server.calls.length, 1);
+});
+
+test("a refused POST rejects with its status and code and is not retried", async () => {
+  const server = scriptedFetch([jsonAnswer(400, { error: { code: "invalid_request", message: "content is required" } })]);
+  const { log, handlers } = recorder();
+  const stream = openStream({ url: START_URL, body: {}, baseUrl: BASE, fetch: server.fetch, handlers, retry: FAST });
+  await assert.rejects(stream.done, { status: 400, code: "invalid_request", message: "content is required" });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(server.calls.length, 1);
+  assert.deepEqual(log.reconnects, []);
+});
+
+test("stop() cancels on the server, closes the connection and resolves done", async () => {
+  const server = scriptedFetch([streamed(start() + delta(2, "Hel"), { ending: "hang" }), jsonAnswer(202, {})]);
+  const { log, handlers } = recorder();
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers, retry: FAST });
+  await waitFor(() => log.text === "Hel");
+
+  await stream.stop();
+
+  assert.deepEqual(await stream.done, { status: "cancelled", stopped_by_client: true });
+  assert.equal(server.calls[1].url, `${BASE}/api/v1/streams/s1/cancel`);
+  assert.equal(server.calls[1].init.method, "POST");
+  assert.equal(server.calls[0].init.signal.aborted, true);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(server.calls.length, 2, "no resume after stop()");
+  assert.deepEqual(log.reconnects, []);
+});
+
+test("stop() after the answer is complete changes nothing", async () => {
+  const server = scriptedFetch([streamed(start() + delta(2, "Hi") + done(3))]);
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch });
+  await stream.done;
+  await stream.stop();
+  assert.equal((await stream.done).status, "complete");
+  assert.equal(server.calls.length, 1);
+});
+
+// ---------------------------------------------------------------- sendMessage
+
+test("sendMessage POSTs JSON and returns the answer", async () => {
+  const answer = { message: { id: "m1", role: "user" }, response: { id: "m2", role: "assistant", content: "Hi" } };
+  const server = scriptedFetch([jsonAnswer(200, answer)]);
+  const url = `${BASE}/api/v1/threads/t1/messages`;
+  assert.deepEqual(await sendMessage({ url, body, fetch: server.fetch }), answer);
+  assert.equal(server.calls[0].url, url);
+  assert.equal(server.calls[0].init.method, "POST");
+  assert.equal(server.calls[0].headers.get("content-type"), "application/json");
+  assert.deepEqual(JSON.parse(server.calls[0].init.body), body);
+});
+
+test("sendMessage throws the server's error with status, code, message and body", async () => {
+  const error = { error: { code: "upstream_error", message: "The provider failed." },
+    message: { id: "m1" }, response: { id: "m2", status: "error" } };
+  const server = scriptedFetch([jsonAnswer(502, error)]);
+  await assert.rejects(sendMessage({ url: `${BASE}/x`, body, fetch: server.fetch }),
+    { status: 502, code: "upstream_error", message: "The provider failed.", body: error });
+});
+
+// ---------------------------------------------------------------- streamingPreference
+
+function memoryStorage() {
+  const items = new Map();
+  return {
+    items,
+    getItem: (key) => (items.has(key) ? items.get(key) : null),
+    setItem: (key, value) => { items.set(key, String(value)); },
+  };
+}
+
+test("streaming is on until the user turns it off, and the choice is kept", () => {
+  const storage = memoryStorage();
+  assert.equal(streamingPreference(storage).get(), true);
+  streamingPreference(storage).set(false);
+  assert.equal(storage.items.get("sluice.streaming"), "false");
+  assert.equal(streamingPreference(storage).get(), false); // as after a reload
+  streamingPreference(storage).set(true);
+  assert.equal(streamingPreference(storage).get(), true);
+});
+
+test("streaming stays on where storage is missing or blocked", () => {
+  const blocked = { getItem() { throw new Error("denied"); }, setItem() { throw new Error("denied"); } };
+  for (const storage of [undefined, blocked]) {
+    const preference = streamingPreference(storage);
+    assert.doesNotThrow(() => preference.set(false));
+    assert.equal(preference.get(), true);
+  }
+});

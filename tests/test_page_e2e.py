@@ -1,0 +1,229 @@
+"""The chat page in a real headless Chromium (Debian's), driven by Playwright.
+
+It runs against a real gunicorn + gevent Sluice with a slowed-down demo model, so
+streaming, stopping and reloading happen at a pace a person would see.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+from .fake_upstream import Reply, fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT = ROOT / "docs" / "chat-page.png"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+# The page does not depend on the storage backend: one is enough here.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).exists():
+        raise RuntimeError("Chromium is not installed: run scripts/install-test-services")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def page_server(start_server):
+    # ~6 s per demo answer: slow enough to watch it grow, stop it, reload under it.
+    return start_server(SLUICE_DEMO_TOKENS_PER_SECOND="25")
+
+
+@pytest.fixture
+def page(chromium, page_server):
+    context = chromium.new_context(viewport={"width": 1200, "height": 800},
+                                   base_url=page_server.url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/")
+    expect(page.locator("#model-picker")).to_have_value("demo/echo")
+    yield page
+    context.close()
+    assert not errors, errors  # no script error on the page, ever
+
+
+def ask(page: Page, text: str) -> None:
+    page.locator("#prompt").fill(text)
+    page.locator("#prompt").press("Enter")
+
+
+def answer(page: Page):
+    return page.locator(".message.assistant").last
+
+
+def wait_until_done(page: Page, timeout: float = 20_000) -> None:
+    expect(answer(page)).not_to_have_class("message assistant streaming", timeout=timeout)
+    expect(page.locator("#send")).to_be_visible(timeout=timeout)
+
+
+def thread_id_of(page: Page) -> str:
+    return page.evaluate("location.hash").lstrip("#")
+
+
+def stored_answer(server, thread_id: str) -> dict:
+    return [m for m in server.messages(thread_id) if m["role"] == "assistant"][-1]
+
+
+def rendered_fresh(page: Page, thread_id: str) -> str:
+    """The answer's text as a fresh load of the thread renders the stored message."""
+    other = page.context.new_page()
+    other.goto(f"/#{thread_id}")
+    expect(other.locator(".message.assistant .body").last).not_to_be_empty()
+    text = other.locator(".message.assistant .body").last.inner_text()
+    other.close()
+    return text
+
+
+def test_the_answer_appears_token_by_token(page, page_server):
+    ask(page, "Show me streaming")
+    body = answer(page).locator(".body")
+    expect(answer(page)).to_have_class("message assistant streaming")
+    expect(body).to_have_attribute("aria-live", "polite")
+    states = []
+    while "streaming" in (answer(page).get_attribute("class") or ""):
+        text = body.inner_text()
+        if text and (not states or text != states[-1]):
+            states.append(text)
+        time.sleep(0.05)
+    wait_until_done(page)
+    final = body.inner_text()
+    intermediate = [s for s in states if s != final]
+    assert len(intermediate) >= 3, intermediate  # seen growing, not appearing at once
+    assert len(intermediate[0]) < len(intermediate[-1]) < len(final)
+    assert "This is Sluice's demo model" in final  # Markdown rendered: no ** left
+    assert page.locator(".message.assistant strong").first.inner_text() == \
+        "This is Sluice's demo model"
+    details = answer(page).locator(".details").inner_text()
+    assert "demo/echo" in details and "tokens/s" in details and "first token" in details
+    assert stored_answer(page_server, thread_id_of(page))["status"] == "complete"
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_stop_keeps_the_partial_answer_shown_and_stored_as_cancelled(page, page_server):
+    ask(page, "Stop me half-way")
+    body = answer(page).locator(".body")
+    expect(body).to_contain_text("demo model")
+    page.get_by_role("button", name="Stop").click()
+    wait_until_done(page)
+    thread_id = thread_id_of(page)
+    stored = stored_answer(page_server, thread_id)
+    assert stored["status"] == "cancelled"
+    assert 0 < len(stored["content"]) < 600
+    assert body.inner_text() == rendered_fresh(page, thread_id)
+    assert "cancelled" in answer(page).locator(".details").inner_text()
+
+
+def test_a_reload_mid_answer_shows_the_text_so_far_and_continues(page, page_server):
+    ask(page, "Survive a reload")
+    expect(answer(page).locator(".body")).to_contain_text("demo model")
+    thread_id = thread_id_of(page)
+    page.reload()
+    body = answer(page).locator(".body")
+    expect(body).to_contain_text("demo model")  # the text so far, at once
+    expect(answer(page)).to_have_class("message assistant streaming")  # and still live
+    wait_until_done(page)
+    stored = stored_answer(page_server, thread_id)
+    assert stored["status"] == "complete"
+    assert body.inner_text() == rendered_fresh(page, thread_id)
+    assert "Try a real model" in body.inner_text()  # the very end of the answer
+
+
+def test_a_second_tab_on_the_same_thread_follows_the_same_answer(page, page_server):
+    ask(page, "Two tabs")
+    expect(answer(page).locator(".body")).to_contain_text("demo model")
+    second = page.context.new_page()
+    second.goto(f"/#{thread_id_of(page)}")
+    expect(second.locator(".message.assistant").last).to_have_class(
+        "message assistant streaming")
+    wait_until_done(page)
+    wait_until_done(second)
+    assert second.locator(".message.assistant .body").last.inner_text() == \
+        answer(page).locator(".body").inner_text()
+
+
+def test_with_streaming_off_the_json_endpoint_is_used(page, page_server):
+    page.get_by_role("checkbox", name="Stream").uncheck()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    ask(page, "No streaming please")
+    expect(answer(page).locator(".details")).to_contain_text("demo/echo", timeout=20_000)
+    assert any(url.endswith("/messages") for url in posts), posts
+    assert not any(url.endswith("/messages/stream") for url in posts), posts
+    page.reload()
+    expect(page.get_by_role("checkbox", name="Stream")).not_to_be_checked()  # the choice is remembered
+
+
+def test_model_output_cannot_run_code_on_the_page(page, page_server, fake_openai):
+    hostile = ('Look: <img src=x onerror="window.__pwned=1"> and '
+               '<script>window.__pwned=2</script> <a href="javascript:window.__pwned=3">x</a>')
+    chunk = ('data: {"choices":[{"index":0,"delta":{"content":%s}}]}\n\n'
+             % requests.compat.json.dumps(hostile))
+    fake_openai.script("xss-probe", Reply(
+        (chunk + 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+         'data: [DONE]\n\n').encode()))
+    thread_id = page_server.new_thread(model="openai/xss-probe")
+    page.goto(f"/#{thread_id}")
+    expect(page.locator("#model-picker")).to_have_value("openai/xss-probe")
+    ask(page, "Say something nasty")
+    wait_until_done(page)
+    page.locator(".body a").first.click()
+    time.sleep(0.3)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("[onerror], script:not([type=module])").count() == 0
+    assert "Look:" in answer(page).inner_text()
+
+
+def test_a_server_error_is_shown_and_retry_works(page, page_server, fake_openai):
+    failure = Reply(b'{"error": {"message": "upstream on fire"}}', status=500,
+                    content_type="application/json")
+    fake_openai.script("flaky-page", failure, failure, failure,
+                       Reply(fixture("openai/text_with_usage.sse")))
+    thread_id = page_server.new_thread(model="openai/flaky-page")
+    page.goto(f"/#{thread_id}")
+    ask(page, "Try me")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("upstream on fire", timeout=20_000)
+    alert.get_by_role("button", name="Retry").click()
+    expect(answer(page).locator(".body")).to_have_text("Héllo, 世界 👋🏽 — done.",
+                                                        timeout=20_000)
+
+
+def test_keyboard_threads_and_a_phone_sized_screen(page, page_server):
+    page.locator("#prompt").fill("line one")
+    page.locator("#prompt").press("Shift+Enter")
+    page.locator("#prompt").type("line two")
+    page.locator("#prompt").press("Enter")
+    expect(page.locator(".message.user .body").last).to_have_text("line one\nline two")
+    wait_until_done(page)
+
+    page.once("dialog", lambda dialog: dialog.accept("Renamed chat"))
+    page.get_by_role("button", name="Rename line one").click()
+    expect(page.locator("#thread-title")).to_have_text("Renamed chat")
+    assert page_server.api("GET", f"/api/v1/threads/{thread_id_of(page)}").json()[
+        "thread"]["title"] == "Renamed chat"
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.locator("#thread-list")).to_be_hidden()
+    page.get_by_role("button", name="Show threads").click()
+    expect(page.get_by_role("button", name="Delete Renamed chat")).to_be_visible()
+    thread_id = thread_id_of(page)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete Renamed chat").click()
+    expect(page.locator("#thread-title")).to_have_text("New chat")
+    assert page_server.api("GET", f"/api/v1/threads/{thread_id}").status_code == 404
