@@ -2,7 +2,6 @@
 and sends the conversation in the shape the Messages API wants."""
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
@@ -15,17 +14,9 @@ from services.providers.errors import (AuthenticationError, ContentFilterError,
                                        RateLimitError, UpstreamStreamError)
 from services.providers.http import pooled_session
 
-from .fake_upstream import Reply, fixture
+from .provider_replay import SPLITS, Replayer, texts
 
-_names = (f"claude-case-{n}" for n in itertools.count())
-
-# Every byte alone, then a few odd sizes, close-delimited as well as chunked.
-SPLITS = [
-    pytest.param({"chunk_size": 1}, id="byte-by-byte"),
-    pytest.param({"chunk_size": 3}, id="3-bytes"),
-    pytest.param({"chunk_size": 7, "chunked": False}, id="7-bytes-close-delimited"),
-    pytest.param({}, id="one-piece"),
-]
+wire = Replayer("anthropic", "claude-case")
 
 
 @pytest.fixture
@@ -34,36 +25,9 @@ def provider(fake_openai):
                              session=pooled_session(), connect_timeout=2, read_timeout=2)
 
 
-def ask(model: str) -> ChatRequest:
-    return ChatRequest(model=model, messages=(ChatMessage("system", "Be brief."),
-                                              ChatMessage("user", "Say hello")))
-
-
-def replay(provider, fake, name: str, split: dict) -> list:
-    """The events of a stream whose body is fixture `name`, written as `split` says."""
-    model = next(_names)
-    fake.script(model, Reply(fixture(f"anthropic/{name}"), **split))
-    return list(provider.stream(ask(model)))
-
-
-def replay_until_error(provider, fake, name: str, split: dict, error: type) -> tuple:
-    """The events received before the stream raised `error`, and the exception."""
-    model = next(_names)
-    fake.script(model, Reply(fixture(f"anthropic/{name}"), **split))
-    received = []
-    with pytest.raises(error) as caught:
-        for event in provider.stream(ask(model)):
-            received.append(event)
-    return received, caught.value
-
-
-def texts(events: list) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
 @pytest.mark.parametrize("split", SPLITS)
 def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "text_with_usage.sse", split)
+    events = wire.replay(provider, fake_openai, "text_with_usage.sse", split)
     assert texts(events) == "Grüße, 世界 👋🏽"
     assert events[0] == Usage(21, None)
     assert events[-2:] == [Usage(None, 14), Finish("stop")]
@@ -72,7 +36,7 @@ def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
 @pytest.mark.parametrize("split", SPLITS)
 def test_thinking_becomes_reasoning_and_its_signature_is_not_shown(provider, fake_openai,
                                                                    split):
-    events = replay(provider, fake_openai, "thinking.sse", split)
+    events = wire.replay(provider, fake_openai, "thinking.sse", split)
     assert events == [
         Usage(12 + 1024, None),  # cache reads count as input
         ReasoningDelta("The user wants 27 × 453. "),
@@ -86,7 +50,7 @@ def test_thinking_becomes_reasoning_and_its_signature_is_not_shown(provider, fak
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_tool_call_is_assembled_from_its_json_pieces(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "tool_use.sse", split)
+    events = wire.replay(provider, fake_openai, "tool_use.sse", split)
     assert events == [
         Usage(472, None),
         TextDelta("I'll look up the weather in Paris."),
@@ -99,7 +63,7 @@ def test_a_tool_call_is_assembled_from_its_json_pieces(provider, fake_openai, sp
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_parallel_tool_calls_come_out_separately_in_order(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "parallel_tools.sse", split)
+    events = wire.replay(provider, fake_openai, "parallel_tools.sse", split)
     calls = [e for e in events if isinstance(e, ToolCall)]
     assert calls == [
         ToolCall("toolu_01A09q90qw90lq917835lq9", "get_weather", '{"city": "Paris"}'),
@@ -111,7 +75,7 @@ def test_parallel_tool_calls_come_out_separately_in_order(provider, fake_openai,
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_server_side_web_search_is_not_a_tool_call_for_us(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "web_search.sse", split)
+    events = wire.replay(provider, fake_openai, "web_search.sse", split)
     assert events == [
         Usage(2679, None),
         TextDelta("Let me search for that."),
@@ -128,15 +92,15 @@ def test_server_side_web_search_is_not_a_tool_call_for_us(provider, fake_openai,
     ("stop_sequence.sse", "1. Flour\n2. Eggs\n", "stop"),
 ])
 def test_stop_reasons_are_normalised(provider, fake_openai, name, text, reason):
-    events = replay(provider, fake_openai, name, {"chunk_size": 5})
+    events = wire.replay(provider, fake_openai, name, {"chunk_size": 5})
     assert texts(events) == text
     assert events[-1] == Finish(reason)
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_refusal_is_a_content_filter_error(provider, fake_openai, split):
-    received, error = replay_until_error(provider, fake_openai, "refusal.sse", split,
-                                         ContentFilterError)
+    received, error = wire.replay_until_error(provider, fake_openai, "refusal.sse", split,
+                                              ContentFilterError)
     assert texts(received) == "I can"
     assert error.code == "content_filter"
     assert not any(isinstance(e, Finish) for e in received)
@@ -144,8 +108,8 @@ def test_a_refusal_is_a_content_filter_error(provider, fake_openai, split):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_an_overload_mid_stream_keeps_the_text_and_is_retryable(provider, fake_openai, split):
-    received, error = replay_until_error(provider, fake_openai, "overloaded_midstream.sse",
-                                         split, OverloadedError)
+    received, error = wire.replay_until_error(provider, fake_openai, "overloaded_midstream.sse",
+                                              split, OverloadedError)
     assert received == [Usage(40, None), TextDelta("Partial an")]
     assert error.retryable is True
     assert error.code == "overloaded"
@@ -154,8 +118,8 @@ def test_an_overload_mid_stream_keeps_the_text_and_is_retryable(provider, fake_o
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_body_that_ends_without_message_stop_is_incomplete(provider, fake_openai, split):
-    received, error = replay_until_error(provider, fake_openai, "truncated.sse", split,
-                                         IncompleteStreamError)
+    received, error = wire.replay_until_error(provider, fake_openai, "truncated.sse", split,
+                                              IncompleteStreamError)
     assert texts(received) == "This answer is cut off"  # the half-read last event is dropped
     assert error.retryable
     assert not any(isinstance(e, Finish) for e in received)
@@ -163,7 +127,7 @@ def test_a_body_that_ends_without_message_stop_is_incomplete(provider, fake_open
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_crlf_line_endings_and_pings(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "crlf_pings.sse", split)
+    events = wire.replay(provider, fake_openai, "crlf_pings.sse", split)
     assert events == [Usage(9, None), TextDelta("Line one\nline"), TextDelta(" two"),
                       Usage(None, 5), Finish("stop")]
 
@@ -173,10 +137,9 @@ def test_crlf_line_endings_and_pings(provider, fake_openai, split):
     (b'event: content_block_delta\ndata: {"text":"\xff\xfe"}\n\n', "not UTF-8"),
 ])
 def test_a_body_that_is_not_the_format_is_a_stream_error(provider, fake_openai, body, message):
-    model = next(_names)
-    fake_openai.script(model, Reply(body))
+    model = wire.script(fake_openai, body)
     with pytest.raises(UpstreamStreamError, match=message):
-        list(provider.stream(ask(model)))
+        wire.collect(provider, model)
 
 
 @pytest.mark.parametrize(("status", "error_type", "error", "retryable"), [
@@ -186,29 +149,26 @@ def test_a_body_that_is_not_the_format_is_a_stream_error(provider, fake_openai, 
 ])
 def test_http_errors_map_to_the_exception_tree(provider, fake_openai, status, error_type,
                                                error, retryable):
-    model = next(_names)
     body = json.dumps({"type": "error",
                        "error": {"type": error_type, "message": "nope, try later"}}).encode()
-    fake_openai.script(model, Reply(body, status=status, content_type="application/json"))
+    model = wire.script(fake_openai, body, status=status, content_type="application/json")
     with pytest.raises(error, match="nope, try later") as caught:
-        provider.stream(ask(model))
+        provider.stream(wire.ask(model))
     assert caught.value.status == status
     assert caught.value.retryable is retryable
 
 
 def test_retry_after_is_kept_on_a_rate_limit(provider, fake_openai):
-    model = next(_names)
     body = b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}'
-    fake_openai.script(model, Reply(body, status=429, content_type="application/json",
-                                    headers={"Retry-After": "7"}))
+    model = wire.script(fake_openai, body, status=429, content_type="application/json",
+                        headers={"Retry-After": "7"})
     with pytest.raises(RateLimitError) as caught:
-        provider.stream(ask(model))
+        provider.stream(wire.ask(model))
     assert caught.value.retry_after == 7.0
 
 
 def test_the_request_is_in_the_messages_api_shape(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("anthropic/text_with_usage.sse")))
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"))
     weather = ToolCall("toolu_01A09q90qw90lq917835lq9", "get_weather", '{"city": "Paris"}')
     clock = ToolCall("toolu_01B7mGzC8uVxYtR3nKqL4sWe", "get_time", '{"timezone": "Asia/Tokyo"}')
     request = ChatRequest(model=model, temperature=0.2, messages=(
@@ -260,8 +220,7 @@ def test_the_request_is_in_the_messages_api_shape(provider, fake_openai):
 def test_no_key_sends_no_key_header_and_max_tokens_is_the_callers(fake_openai):
     provider = AnthropicProvider(base_url=fake_openai.url + "/", api_key=None,
                                  session=pooled_session(), connect_timeout=2, read_timeout=2)
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("anthropic/text_with_usage.sse")))
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"))
     request = ChatRequest(model=model, max_tokens=256,
                           messages=(ChatMessage("user", "Say hello"),))
     list(provider.stream(request))
@@ -273,10 +232,9 @@ def test_no_key_sends_no_key_header_and_max_tokens_is_the_callers(fake_openai):
 
 
 def test_non_streaming_completion(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("anthropic/completion.json"),
-                                    content_type="application/json", chunk_size=5))
-    assert provider.complete(ask(model)) == Completion(
+    model = wire.script(fake_openai, wire.fixture("completion.json"),
+                        content_type="application/json", chunk_size=5)
+    assert provider.complete(wire.ask(model)) == Completion(
         text="Grüße! Checking Paris, 世界 👋🏽",
         reasoning="Paris weather needs the tool.",
         finish_reason="tool_calls",

@@ -1,7 +1,6 @@
 """The ollama provider rebuilds exactly what the model sent, from awkwardly split NDJSON."""
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -15,19 +14,9 @@ from services.providers.errors import (IncompleteStreamError, NotFoundError,
 from services.providers.http import pooled_session
 from services.providers.ollama import LineSplitter, OllamaProvider
 
-from .fake_upstream import Reply, fixture
+from .provider_replay import SPLITS, Replayer, texts
 
-_names = (f"ollama-case-{n}" for n in itertools.count())
-
-NDJSON = "application/x-ndjson"
-
-# Every byte alone, then a few odd sizes, close-delimited as well as chunked.
-SPLITS = [
-    pytest.param({"chunk_size": 1}, id="byte-by-byte"),
-    pytest.param({"chunk_size": 3}, id="3-bytes"),
-    pytest.param({"chunk_size": 7, "chunked": False}, id="7-bytes-close-delimited"),
-    pytest.param({}, id="one-piece"),
-]
+wire = Replayer("ollama", "ollama-case", content_type="application/x-ndjson", system=None)
 
 
 @pytest.fixture
@@ -36,28 +25,10 @@ def provider(fake_openai):
                           connect_timeout=2, read_timeout=2)
 
 
-def ask(model: str) -> ChatRequest:
-    return ChatRequest(model=model, messages=(ChatMessage("user", "Say hello"),))
-
-
-def script(fake_openai, body: bytes, **split) -> str:
-    model = next(_names)
-    fake_openai.script(model, Reply(body, content_type=NDJSON, **split))
-    return model
-
-
-def collect(provider: OllamaProvider, model: str) -> list:
-    return list(provider.stream(ask(model)))
-
-
-def texts(events: list) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
 @pytest.mark.parametrize("split", SPLITS)
 def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
-    model = script(fake_openai, fixture("ollama/text_with_usage.ndjson"), **split)
-    events = collect(provider, model)
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.ndjson"), **split)
+    events = wire.collect(provider, model)
     assert texts(events) == "Grüße, 世界 👋🏽"
     assert events[-2:] == [Usage(26, 5), Finish("stop")]
     sent = fake_openai.requests[model][0]
@@ -68,16 +39,14 @@ def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_thinking_is_reasoning_and_content_is_text(provider, fake_openai, split):
-    model = script(fake_openai, fixture("ollama/thinking.ndjson"), **split)
-    assert collect(provider, model) == [
+    assert wire.replay(provider, fake_openai, "thinking.ndjson", split) == [
         ReasoningDelta("The user wants"), ReasoningDelta(" a greeting."),
         TextDelta("Hallo"), TextDelta(" zusammen!"), Usage(31, 42), Finish("stop")]
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_tool_call_with_object_arguments(provider, fake_openai, split):
-    model = script(fake_openai, fixture("ollama/tool_call.ndjson"), **split)
-    events = collect(provider, model)
+    events = wire.replay(provider, fake_openai, "tool_call.ndjson", split)
     assert events == [ToolCall("call_0", "get_weather", json.dumps({"city": "Paris"})),
                       Usage(187, 21), Finish("tool_calls")]
     assert json.loads(events[0].arguments) == {"city": "Paris"}
@@ -89,8 +58,7 @@ def test_a_tool_call_with_object_arguments(provider, fake_openai, split):
     ("two_tool_calls_two_lines", ("call_kq3vx9fd", "call_p0w7m2ae"), "Let me check both."),
 ])
 def test_two_tool_calls(provider, fake_openai, split, body, ids, text):
-    model = script(fake_openai, fixture(f"ollama/{body}.ndjson"), **split)
-    events = collect(provider, model)
+    events = wire.replay(provider, fake_openai, f"{body}.ndjson", split)
     assert texts(events) == text
     assert [e for e in events if isinstance(e, ToolCall)] == [
         ToolCall(ids[0], "get_weather", json.dumps({"city": "Zürich", "unit": "celsius"}, ensure_ascii=False)),
@@ -100,8 +68,7 @@ def test_two_tool_calls(provider, fake_openai, split, body, ids, text):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_crlf_blank_lines_and_length(provider, fake_openai, split):
-    model = script(fake_openai, fixture("ollama/length_crlf_blank_lines.ndjson"), **split)
-    events = collect(provider, model)
+    events = wire.replay(provider, fake_openai, "length_crlf_blank_lines.ndjson", split)
     assert texts(events) == "Line one\nline two ends"
     assert events[-2:] == [Usage(19, 4), Finish("length")]
 
@@ -113,56 +80,48 @@ def test_done_reasons(provider, fake_openai, done_reason, finish):
     last = {"model": "llama3.2", "created_at": "2024-11-18T10:15:02.171988Z",
             "message": {"role": "assistant", "content": "ok"}, "done": True,
             "done_reason": done_reason, "prompt_eval_count": 3, "eval_count": 1}
-    model = script(fake_openai, json.dumps(last).encode() + b"\n")
-    assert collect(provider, model) == [TextDelta("ok"), Usage(3, 1), Finish(finish)]
+    model = wire.script(fake_openai, json.dumps(last).encode() + b"\n")
+    assert wire.collect(provider, model) == [TextDelta("ok"), Usage(3, 1), Finish(finish)]
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_an_error_line_after_content_is_an_error(provider, fake_openai, split):
-    model = script(fake_openai, fixture("ollama/error_mid_stream.ndjson"), **split)
-    received = []
-    with pytest.raises(UpstreamStreamError,
-                       match="error was encountered while running the model: unexpected EOF"):
-        for event in provider.stream(ask(model)):
-            received.append(event)
+    received, _ = wire.replay_until_error(
+        provider, fake_openai, "error_mid_stream.ndjson", split, UpstreamStreamError,
+        match="error was encountered while running the model: unexpected EOF")
     assert received == [TextDelta("Partial"), TextDelta(" an")]
 
 
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("cut", [0, 25], ids=["after-a-line", "mid-line"])
 def test_a_body_that_ends_without_done_is_incomplete(provider, fake_openai, split, cut):
-    body = fixture("ollama/truncated.ndjson")
-    model = script(fake_openai, body[:len(body) - cut], **split)
-    received = []
-    with pytest.raises(IncompleteStreamError) as caught:
-        for event in provider.stream(ask(model)):
-            received.append(event)
+    body = wire.fixture("truncated.ndjson")
+    model = wire.script(fake_openai, body[:len(body) - cut], **split)
+    received, error = wire.until_error(provider, model, IncompleteStreamError)
     assert texts(received) == ("This answer is cut off" if not cut else "This answer")
-    assert caught.value.retryable
+    assert error.retryable
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_last_line_without_its_newline_still_counts(provider, fake_openai, split):
-    body = fixture("ollama/text_with_usage.ndjson").rstrip(b"\n")
-    model = script(fake_openai, body, **split)
-    events = collect(provider, model)
+    body = wire.fixture("text_with_usage.ndjson").rstrip(b"\n")
+    events = wire.collect(provider, wire.script(fake_openai, body, **split))
     assert texts(events) == "Grüße, 世界 👋🏽"
     assert events[-2:] == [Usage(26, 5), Finish("stop")]
 
 
 @pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>\n", b"[1, 2]\n"])
 def test_a_line_that_is_not_a_json_object_is_an_error(provider, fake_openai, body):
-    model = script(fake_openai, fixture("ollama/truncated.ndjson") + body)
+    model = wire.script(fake_openai, wire.fixture("truncated.ndjson") + body)
     with pytest.raises(UpstreamStreamError, match="ollama sent"):
-        collect(provider, model)
+        wire.collect(provider, model)
 
 
 def test_a_missing_model_is_not_found(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(b'{"error":"model \'x\' not found"}', status=404,
-                                    content_type="application/json"))
+    model = wire.script(fake_openai, b'{"error":"model \'x\' not found"}', status=404,
+                        content_type="application/json")
     with pytest.raises(NotFoundError, match="model 'x' not found") as caught:
-        provider.stream(ask(model))
+        provider.stream(wire.ask(model))
     assert caught.value.status == 404
     assert fake_openai.requests[model][0]["path"] == "/api/chat"
 
@@ -170,7 +129,7 @@ def test_a_missing_model_is_not_found(provider, fake_openai):
 def test_the_request_carries_history_tools_and_options(fake_openai):
     provider = OllamaProvider(base_url=fake_openai.url + "/", session=pooled_session(),
                               connect_timeout=2, read_timeout=2, api_key="proxy-key")
-    model = script(fake_openai, fixture("ollama/text_with_usage.ndjson"))
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.ndjson"))
     weather = ToolCall("call_0", "get_weather", '{"city": "Paris"}')
     clock = ToolCall("call_1", "get_time", '{"timezone": "Europe/Paris"}')
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -203,8 +162,8 @@ def test_the_request_carries_history_tools_and_options(fake_openai):
 
 
 def test_a_plain_request_sends_no_tools_and_no_options(provider, fake_openai):
-    model = script(fake_openai, fixture("ollama/text_with_usage.ndjson"))
-    collect(provider, model)
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.ndjson"))
+    wire.collect(provider, model)
     assert fake_openai.requests[model][0]["json"] == {
         "model": model, "stream": True,
         "messages": [{"role": "user", "content": "Say hello"}]}
@@ -218,30 +177,27 @@ def test_a_plain_request_sends_no_tools_and_no_options(provider, fake_openai):
         tool_calls=(ToolCall("call_0", "get_weather", json.dumps({"city": "Paris"})),))),
 ])
 def test_non_streaming_completion(provider, fake_openai, body, expected):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture(f"ollama/{body}"), content_type="application/json",
-                                    chunk_size=5))
-    assert provider.complete(ask(model)) == expected
+    model = wire.script(fake_openai, wire.fixture(body), content_type="application/json",
+                        chunk_size=5)
+    assert provider.complete(wire.ask(model)) == expected
     sent = fake_openai.requests[model][0]
     assert sent["path"] == "/api/chat"
     assert sent["json"]["stream"] is False
 
 
 def test_an_error_body_from_complete_is_an_error(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(b'{"error":"unexpected server status: llm server loading"}',
-                                    content_type="application/json"))
+    model = wire.script(fake_openai, b'{"error":"unexpected server status: llm server loading"}',
+                        content_type="application/json")
     with pytest.raises(UpstreamStreamError, match="llm server loading"):
-        provider.complete(ask(model))
+        provider.complete(wire.ask(model))
 
 
 def test_interrupt_from_another_thread_cuts_a_silent_upstream(fake_openai):
     provider = OllamaProvider(base_url=fake_openai.url, session=pooled_session(),
                               connect_timeout=2, read_timeout=60)
-    first_line = fixture("ollama/text_with_usage.ndjson").split(b"\n")[0] + b"\n"
-    model = next(_names)
-    fake_openai.script(model, Reply(first_line, content_type=NDJSON, then_hang=60))
-    stream = provider.stream(ask(model))
+    first_line = wire.fixture("text_with_usage.ndjson").split(b"\n")[0] + b"\n"
+    model = wire.script(fake_openai, first_line, then_hang=60)
+    stream = provider.stream(wire.ask(model))
     events = iter(stream)
     assert next(events) == TextDelta("Grü")
     threading.Timer(0.2, stream.interrupt).start()

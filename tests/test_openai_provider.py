@@ -1,7 +1,6 @@
 """The openai provider rebuilds exactly what the model sent, from awkwardly split bodies."""
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
@@ -17,17 +16,9 @@ from services.providers.errors import (AuthenticationError, ContentFilterError,
 from services.providers.http import pooled_session
 from services.providers.openai import OpenAIProvider
 
-from .fake_upstream import Reply, fixture
+from .provider_replay import SPLITS, Replayer, texts
 
-_names = (f"case-{n}" for n in itertools.count())
-
-# Every byte alone, then a few odd sizes, close-delimited as well as chunked.
-SPLITS = [
-    pytest.param({"chunk_size": 1}, id="byte-by-byte"),
-    pytest.param({"chunk_size": 3}, id="3-bytes"),
-    pytest.param({"chunk_size": 7, "chunked": False}, id="7-bytes-close-delimited"),
-    pytest.param({}, id="one-piece"),
-]
+wire = Replayer("openai", "case")
 
 
 @pytest.fixture
@@ -36,24 +27,10 @@ def provider(fake_openai):
                           session=pooled_session(), connect_timeout=2, read_timeout=2)
 
 
-def ask(model: str) -> ChatRequest:
-    return ChatRequest(model=model, messages=(ChatMessage("system", "Be brief."),
-                                              ChatMessage("user", "Say hello")))
-
-
-def collect(provider: OpenAIProvider, model: str) -> list:
-    return list(provider.stream(ask(model)))
-
-
-def texts(events: list) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
 @pytest.mark.parametrize("split", SPLITS)
 def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/text_with_usage.sse"), **split))
-    events = collect(provider, model)
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"), **split)
+    events = wire.collect(provider, model)
     assert texts(events) == "Héllo, 世界 👋🏽 — done."
     assert events[-2:] == [Usage(19, 7), Finish("stop")]
     sent = fake_openai.requests[model][0]
@@ -67,9 +44,7 @@ def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_crlf_keepalive_comments_and_blank_data_lines(provider, fake_openai, split):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/length_crlf_keepalive.sse"), **split))
-    events = collect(provider, model)
+    events = wire.replay(provider, fake_openai, "length_crlf_keepalive.sse", split)
     assert texts(events) == "Line one\nline two ends"
     assert events[-2:] == [Usage(19, 4), Finish("length")]
 
@@ -77,26 +52,19 @@ def test_crlf_keepalive_comments_and_blank_data_lines(provider, fake_openai, spl
 @pytest.mark.parametrize("split", SPLITS)
 def test_an_error_object_in_the_stream_is_an_error_even_before_done(provider, fake_openai,
                                                                      split):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/error_then_done.sse"), **split))
-    received = []
-    with pytest.raises(UpstreamStreamError, match="ran out of KV cache blocks"):
-        for event in provider.stream(ask(model)):
-            received.append(event)
+    received, _ = wire.replay_until_error(provider, fake_openai, "error_then_done.sse", split,
+                                          UpstreamStreamError,
+                                          match="ran out of KV cache blocks")
     assert texts(received) == "Partial an"
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_body_that_ends_without_done_is_incomplete_not_a_success(provider, fake_openai,
                                                                     split):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/truncated.sse"), **split))
-    received = []
-    with pytest.raises(IncompleteStreamError) as caught:
-        for event in provider.stream(ask(model)):
-            received.append(event)
+    received, error = wire.replay_until_error(provider, fake_openai, "truncated.sse", split,
+                                              IncompleteStreamError)
     assert texts(received) == "This answer is cut off"
-    assert caught.value.retryable
+    assert error.retryable
     assert not any(isinstance(e, Finish) for e in received)
 
 
@@ -106,34 +74,31 @@ def test_a_body_that_ends_without_done_is_incomplete_not_a_success(provider, fak
     (503, OverloadedError, True),
 ])
 def test_http_errors_map_to_the_exception_tree(provider, fake_openai, status, error, retryable):
-    model = next(_names)
     body = b'{"error": {"message": "nope, try later", "type": "x", "code": null}}'
-    fake_openai.script(model, Reply(body, status=status, content_type="application/json"))
+    model = wire.script(fake_openai, body, status=status, content_type="application/json")
     with pytest.raises(error, match="nope, try later") as caught:
-        provider.stream(ask(model))
+        provider.stream(wire.ask(model))
     assert caught.value.status == status
     assert caught.value.retryable is retryable
 
 
 def test_a_silent_upstream_times_out(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/text_with_usage.sse")[:300], then_hang=5))
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse")[:300], then_hang=5)
     with pytest.raises(ProviderTimeoutError):
-        collect(provider, model)
+        wire.collect(provider, model)
 
 
 def test_an_unreachable_server_is_a_connection_error():
     provider = OpenAIProvider(base_url="http://127.0.0.1:9/v1", api_key=None,
                               session=pooled_session(), connect_timeout=1, read_timeout=1)
     with pytest.raises(ProviderConnectionError):
-        provider.stream(ask("any"))
+        provider.stream(wire.ask("any"))
 
 
 def test_non_streaming_completion(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/completion.json"),
-                                    content_type="application/json", chunk_size=5))
-    assert provider.complete(ask(model)) == Completion(
+    model = wire.script(fake_openai, wire.fixture("completion.json"),
+                        content_type="application/json", chunk_size=5)
+    assert provider.complete(wire.ask(model)) == Completion(
         text="Héllo, 世界 👋🏽", finish_reason="stop", usage=Usage(19, 7))
     assert fake_openai.requests[model][0]["json"]["stream"] is False
 
@@ -141,11 +106,10 @@ def test_non_streaming_completion(provider, fake_openai):
 def test_close_from_another_thread_cuts_a_silent_upstream(fake_openai):
     provider = OpenAIProvider(base_url=fake_openai.url + "/v1", api_key="sk-test",
                               session=pooled_session(), connect_timeout=2, read_timeout=60)
-    model = next(_names)
-    body = fixture("openai/text_with_usage.sse")
+    body = wire.fixture("text_with_usage.sse")
     first_two_events = body[:body.index(b"\n\n", body.index(b"\n\n") + 2) + 2]
-    fake_openai.script(model, Reply(first_two_events, then_hang=60))
-    stream = provider.stream(ask(model))
+    model = wire.script(fake_openai, first_two_events, then_hang=60)
+    stream = provider.stream(wire.ask(model))
     events = iter(stream)
     assert isinstance(next(events), TextDelta)
     threading.Timer(0.2, stream.interrupt).start()
@@ -159,9 +123,7 @@ def test_close_from_another_thread_cuts_a_silent_upstream(fake_openai):
 @pytest.mark.parametrize("split", SPLITS)
 def test_parallel_tool_calls_are_assembled_by_index(provider, fake_openai, split):
     # Azure's empty-choices first chunk; id and name with the role, or arriving late.
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/parallel_tool_calls.sse"), **split))
-    assert collect(provider, model) == [
+    assert wire.replay(provider, fake_openai, "parallel_tool_calls.sse", split) == [
         Usage(82, 41),
         ToolCall("call_W8xq", "get_weather", '{"city": "Zürich"}'),
         ToolCall("call_T3mz", "get_time", '{"tz": "Asia/Tokyo"}'),
@@ -171,27 +133,20 @@ def test_parallel_tool_calls_are_assembled_by_index(provider, fake_openai, split
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_reasoning_fields_and_a_choice_without_delta(provider, fake_openai, split):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/reasoning.sse"), **split))
-    assert collect(provider, model) == [
+    assert wire.replay(provider, fake_openai, "reasoning.sse", split) == [
         ReasoningDelta("The user greets; "), ReasoningDelta("answer warmly."),
         TextDelta("Hello! 👋"), Usage(9, 12), Finish("stop")]
 
 
 def test_content_filter_withholds_the_rest_of_the_answer(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/content_filter.sse"), chunk_size=4))
-    received = []
-    with pytest.raises(ContentFilterError) as caught:
-        for event in provider.stream(ask(model)):
-            received.append(event)
+    received, error = wire.replay_until_error(provider, fake_openai, "content_filter.sse",
+                                              {"chunk_size": 4}, ContentFilterError)
     assert texts(received) == "Here is how to"
-    assert (caught.value.code, caught.value.retryable) == ("content_filter", False)
+    assert (error.code, error.retryable) == ("content_filter", False)
 
 
 def test_tools_and_tool_turns_are_sent_in_openai_shape(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai/text_with_usage.sse")))
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"))
     call = ToolCall("call_1", "get_weather", '{"city": "Oslo"}')
     request = ChatRequest(model=model, messages=(
         ChatMessage("user", "Weather in Oslo?"),

@@ -1,8 +1,6 @@
 """The openai-responses provider rebuilds exactly what the model sent, from split bodies."""
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from services.providers.base import (ChatMessage, ChatRequest, Completion, Finish,
@@ -13,17 +11,9 @@ from services.providers.errors import (ContentFilterError, IncompleteStreamError
 from services.providers.http import pooled_session
 from services.providers.openai_responses import OpenAIResponsesProvider
 
-from .fake_upstream import Reply, fixture
+from .provider_replay import SPLITS, Replayer, texts
 
-_names = (f"responses-case-{n}" for n in itertools.count())
-
-# Every byte alone, then a few odd sizes, close-delimited as well as chunked.
-SPLITS = [
-    pytest.param({"chunk_size": 1}, id="byte-by-byte"),
-    pytest.param({"chunk_size": 3}, id="3-bytes"),
-    pytest.param({"chunk_size": 7, "chunked": False}, id="7-bytes-close-delimited"),
-    pytest.param({}, id="one-piece"),
-]
+wire = Replayer("openai_responses", "responses-case")
 
 WEATHER = ToolSpec("get_weather", "Current weather for a city.",
                    {"type": "object", "properties": {"city": {"type": "string"}},
@@ -36,38 +26,10 @@ def provider(fake_openai):
                                    session=pooled_session(), connect_timeout=2, read_timeout=2)
 
 
-def ask(model: str) -> ChatRequest:
-    return ChatRequest(model=model, messages=(ChatMessage("system", "Be brief."),
-                                              ChatMessage("user", "Say hello")))
-
-
-def replay(provider, fake_openai, name: str, split: dict) -> list:
-    """Every event of a stream whose body is the fixture `name`, sent in `split` pieces."""
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture(f"openai_responses/{name}"), **split))
-    return list(provider.stream(ask(model)))
-
-
-def replay_until_error(provider, fake_openai, name: str, split: dict, error: type) -> tuple:
-    """The events received before the stream raised `error`, and the exception."""
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture(f"openai_responses/{name}"), **split))
-    received = []
-    with pytest.raises(error) as caught:
-        for event in provider.stream(ask(model)):
-            received.append(event)
-    return received, caught.value
-
-
-def texts(events: list) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
 @pytest.mark.parametrize("split", SPLITS)
 def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai_responses/text_with_usage.sse"), **split))
-    events = list(provider.stream(ask(model)))
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"), **split)
+    events = wire.collect(provider, model)
     assert events == [TextDelta("Grüße"), TextDelta(", 世界"), TextDelta(" 👋🏽"),
                       Usage(21, 9), Finish("stop")]
     sent = fake_openai.requests[model][0]
@@ -89,7 +51,7 @@ def test_text_usage_and_finish_are_rebuilt(provider, fake_openai, split):
 ])
 def test_reasoning_comes_before_the_answer(provider, fake_openai, split, name, reasoning,
                                            text, usage):
-    events = replay(provider, fake_openai, name, split)
+    events = wire.replay(provider, fake_openai, name, split)
     first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
     assert all(isinstance(e, ReasoningDelta) for e in events[:first_text])
     assert "".join(e.text for e in events[:first_text]) == reasoning
@@ -100,7 +62,7 @@ def test_reasoning_comes_before_the_answer(provider, fake_openai, split, name, r
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_function_call_is_emitted_once_with_its_call_id_and_whole_arguments(
         provider, fake_openai, split):
-    events = replay(provider, fake_openai, "function_call.sse", split)
+    events = wire.replay(provider, fake_openai, "function_call.sse", split)
     assert events == [ToolCall("call_Qm3vXr8LkT2pNw7sYb4Jd9Fh", "get_weather",
                                '{"city":"München","unit":"celsius"}'),
                       Usage(64, 19), Finish("tool_calls")]
@@ -108,7 +70,7 @@ def test_a_function_call_is_emitted_once_with_its_call_id_and_whole_arguments(
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_parallel_interleaved_calls_keep_their_own_arguments(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "parallel_calls.sse", split)
+    events = wire.replay(provider, fake_openai, "parallel_calls.sse", split)
     assert events == [
         ToolCall("call_Z9y8X7w6V5u4T3s2R1q0P9o8", "get_weather", '{"city":"Tōkyō"}'),
         ToolCall("call_A1b2C3d4E5f6G7h8I9j0K1l2", "get_weather", '{"city":"Paris"}'),
@@ -117,24 +79,24 @@ def test_parallel_interleaved_calls_keep_their_own_arguments(provider, fake_open
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_running_out_of_output_tokens_finishes_with_length(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "incomplete_length.sse", split)
+    events = wire.replay(provider, fake_openai, "incomplete_length.sse", split)
     assert events == [TextDelta("Once upon"), TextDelta(" a time, in"),
                       Usage(18, 8), Finish("length")]
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_content_filter_stop_is_an_error_after_the_text_so_far(provider, fake_openai, split):
-    received, error = replay_until_error(provider, fake_openai,
-                                         "incomplete_content_filter.sse", split,
-                                         ContentFilterError)
+    received, error = wire.replay_until_error(provider, fake_openai,
+                                              "incomplete_content_filter.sse", split,
+                                              ContentFilterError)
     assert received == [TextDelta("Here is how"), TextDelta(" you"), Usage(30, 4)]
     assert error.code == "content_filter"
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_failed_response_raises_its_mapped_error(provider, fake_openai, split):
-    received, error = replay_until_error(provider, fake_openai, "failed_server_error.sse",
-                                         split, UpstreamServerError)
+    received, error = wire.replay_until_error(provider, fake_openai, "failed_server_error.sse",
+                                              split, UpstreamServerError)
     assert received == []
     assert "The model produced invalid content. Please retry your request." in error.message
     assert error.retryable
@@ -149,7 +111,7 @@ def test_a_failed_response_raises_its_mapped_error(provider, fake_openai, split)
 ])
 def test_an_error_event_mid_stream_raises_after_the_text_so_far(provider, fake_openai, split,
                                                                 name, error_class, message):
-    received, error = replay_until_error(provider, fake_openai, name, split, error_class)
+    received, error = wire.replay_until_error(provider, fake_openai, name, split, error_class)
     assert received == [TextDelta("Partial "), TextDelta("answ")]
     assert message in error.message
     assert error.retryable
@@ -157,15 +119,15 @@ def test_an_error_event_mid_stream_raises_after_the_text_so_far(provider, fake_o
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_body_that_ends_without_a_terminal_event_is_incomplete(provider, fake_openai, split):
-    received, error = replay_until_error(provider, fake_openai, "truncated.sse", split,
-                                         IncompleteStreamError)
+    received, error = wire.replay_until_error(provider, fake_openai, "truncated.sse", split,
+                                              IncompleteStreamError)
     assert received == [TextDelta("This answer "), TextDelta("is cut")]
     assert error.retryable
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_crlf_line_endings_and_keepalive_comments(provider, fake_openai, split):
-    events = replay(provider, fake_openai, "crlf_keepalive.sse", split)
+    events = wire.replay(provider, fake_openai, "crlf_keepalive.sse", split)
     assert events == [TextDelta("Line one\nline"), TextDelta(" two "), TextDelta("ends here."),
                       Usage(19, 7), Finish("stop")]
 
@@ -178,27 +140,24 @@ def test_crlf_line_endings_and_keepalive_comments(provider, fake_openai, split):
 ])
 def test_a_body_that_is_not_the_format_is_a_stream_error(provider, fake_openai, body,
                                                          complaint):
-    model = next(_names)
-    fake_openai.script(model, Reply(body))
+    model = wire.script(fake_openai, body)
     with pytest.raises(UpstreamStreamError, match=complaint):
-        list(provider.stream(ask(model)))
+        wire.collect(provider, model)
 
 
 def test_rate_limit_status_carries_retry_after(provider, fake_openai):
-    model = next(_names)
     body = (b'{"error": {"message": "Rate limit reached for requests", '
             b'"type": "requests", "param": null, "code": "rate_limit_exceeded"}}')
-    fake_openai.script(model, Reply(body, status=429, content_type="application/json",
-                                    headers={"Retry-After": "3"}))
+    model = wire.script(fake_openai, body, status=429, content_type="application/json",
+                        headers={"Retry-After": "3"})
     with pytest.raises(RateLimitError, match="Rate limit reached for requests") as caught:
-        provider.stream(ask(model))
+        provider.stream(wire.ask(model))
     assert caught.value.status == 429
     assert caught.value.retry_after == 3.0
 
 
 def test_the_request_maps_history_tools_and_limits(provider, fake_openai):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture("openai_responses/text_with_usage.sse")))
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"))
     paris = ToolCall("call_A1", "get_weather", '{"city":"Paris"}')
     tokyo = ToolCall("call_B2", "get_weather", '{"city":"Tokyo"}')
     request = ChatRequest(model=model, max_tokens=256, temperature=0.2, tools=(WEATHER,),
@@ -251,10 +210,9 @@ def test_the_request_maps_history_tools_and_limits(provider, fake_openai):
         id="max-output-tokens"),
 ])
 def test_non_streaming_completion(provider, fake_openai, name, expected):
-    model = next(_names)
-    fake_openai.script(model, Reply(fixture(f"openai_responses/{name}"),
-                                    content_type="application/json", chunk_size=5))
-    assert provider.complete(ask(model)) == expected
+    model = wire.script(fake_openai, wire.fixture(name), content_type="application/json",
+                        chunk_size=5)
+    assert provider.complete(wire.ask(model)) == expected
     sent = fake_openai.requests[model][0]
     assert sent["path"] == "/v1/responses"
     assert sent["json"]["stream"] is False

@@ -227,3 +227,24 @@ def test_keyboard_threads_and_a_phone_sized_screen(page, page_server):
     page.get_by_role("button", name="Delete Renamed chat").click()
     expect(page.locator("#thread-title")).to_have_text("New chat")
     assert page_server.api("GET", f"/api/v1/threads/{thread_id}").status_code == 404
+
+
+def test_tool_calls_show_as_cards_with_their_results(page, page_server, fake_openai):
+    fake_openai.script("tools-page", Reply(fixture("openai/parallel_tool_calls.sse")),
+                       Reply(fixture("openai/text_with_usage.sse")))
+    thread_id = page_server.new_thread(model="openai/tools-page")
+    tools = [{"type": "function", "function": {"name": name}}
+             for name in ("get_weather", "get_time")]
+    page_server.api("POST", f"/api/v1/threads/{thread_id}/messages",
+                    json={"content": "Weather and time?", "tools": tools})
+    page_server.api("POST", f"/api/v1/threads/{thread_id}/messages", json={
+        "tools": tools, "tool_results": [{"tool_call_id": "call_W8xq", "content": "-2°C"},
+                                         {"tool_call_id": "call_T3mz", "content": "09:41"}]})
+    page.goto(f"/#{thread_id}")
+    cards = page.locator(".tool-card")
+    expect(cards).to_have_count(2)
+    expect(cards.nth(0)).to_contain_text("get_weather")
+    expect(cards.nth(0)).to_contain_text('{"city": "Zürich"}')
+    expect(cards.nth(0).locator(".result")).to_have_text("-2°C")
+    expect(cards.nth(1).locator(".status")).to_have_text(" · done")
+    expect(answer(page).locator(".body")).to_have_text("Héllo, 世界 👋🏽 — done.")

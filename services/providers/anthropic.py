@@ -207,13 +207,7 @@ class AnthropicProvider(Provider):
 
     def complete(self, request: ChatRequest) -> Completion:
         """Answer in one call: text, thinking and tool calls from the content blocks."""
-        response = self.http.post(PATH, self._payload(request, False), False)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise UpstreamStreamError("anthropic answered with a body that is not JSON") from exc
-        if not isinstance(body, dict):
-            raise UpstreamStreamError("anthropic answered with an unexpected body")
+        body = self.http.post_json(PATH, self._payload(request, False))
         _raise_if_error(body)
         blocks = [b for b in body.get("content") or () if isinstance(b, dict)]
         usage = body.get("usage") or {}

@@ -10,7 +10,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from .errors import ProviderConnectionError, ProviderTimeoutError, status_error
+from .errors import (ProviderConnectionError, ProviderTimeoutError, UpstreamStreamError,
+                     status_error)
 
 
 def shutdown_response(response: requests.Response) -> None:
@@ -69,6 +70,20 @@ class HttpClient:
                 response.close()
             raise status_error(response.status_code, body, self.provider, response.headers)
         return response
+
+    def post_json(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST without streaming and return the JSON object answered."""
+        response = self.post(path, payload, stream=False)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise UpstreamStreamError(
+                f"{self.provider} answered with a body that is not JSON") from exc
+        finally:
+            response.close()
+        if not isinstance(body, dict):
+            raise UpstreamStreamError(f"{self.provider} answered with an unexpected body")
+        return body
 
     def chunks(self, response: requests.Response) -> Iterator[bytes]:
         """The body as it arrives, with transport failures mapped to our exceptions.

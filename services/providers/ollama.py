@@ -158,15 +158,7 @@ class OllamaProvider(Provider):
 
     def complete(self, request: ChatRequest) -> Completion:
         """Ask for the whole answer as one JSON object (`"stream": false`)."""
-        response = self.http.post(CHAT_PATH, self._payload(request, False), False)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise UpstreamStreamError("ollama answered with a body that is not JSON") from exc
-        finally:
-            response.close()
-        if not isinstance(body, dict):
-            raise UpstreamStreamError("ollama answered with an unexpected body")
+        body = self.http.post_json(CHAT_PATH, self._payload(request, False))
         events = list(_object_events(body, []))
         finish = next((e for e in events if isinstance(e, Finish)), None)
         if finish is None:

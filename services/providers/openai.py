@@ -113,11 +113,7 @@ class OpenAIProvider(Provider):
         return payload
 
     def complete(self, request: ChatRequest) -> Completion:
-        response = self.http.post("/chat/completions", self._payload(request, False), False)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise UpstreamStreamError("openai answered with a body that is not JSON") from exc
+        body = self.http.post_json("/chat/completions", self._payload(request, False))
         if "error" in body:
             raise UpstreamStreamError(error_message(body, "openai reported an error"))
         choice = (body.get("choices") or [{}])[0]

@@ -200,13 +200,7 @@ class OpenAIResponsesProvider(Provider):
 
     def complete(self, request: ChatRequest) -> Completion:
         """Answer `request` with one non-streaming call, read from its `output` items."""
-        response = self.http.post("/responses", self._payload(request, False), False)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise UpstreamStreamError(f"{PROVIDER} answered with a body that is not JSON") from exc
-        if not isinstance(body, dict):
-            raise UpstreamStreamError(f"{PROVIDER} answered with an unexpected body")
+        body = self.http.post_json("/responses", self._payload(request, False))
         if body.get("error"):
             raise _reported_error(body["error"])
         text, reasoning, calls = _read_output(body.get("output"))

@@ -1,10 +1,7 @@
 // The chat page. Talks to Sluice's JSON API; every stream goes through
-// sluice-stream.js (no SSE parsing here). Model output is Markdown rendered by
-// marked and sanitized by DOMPurify before it touches the DOM: it can contain
-// HTML and scripts, and they must never run.
+// sluice-stream.js (no SSE parsing here), every answer is drawn by answer-view.js.
+import { AnswerView, element } from "./answer-view.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
-import { marked } from "../vendor/marked/marked.esm.js";
-import DOMPurify from "../vendor/dompurify/purify.es.js";
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
@@ -15,7 +12,7 @@ const ui = {
   toggleSidebar: $("#toggle-sidebar"),
 };
 const preference = streamingPreference();
-const state = { threads: [], threadId: null, active: null, renderQueued: new Set() };
+const state = { threads: [], threadId: null, active: null };
 
 // --- API ---------------------------------------------------------------------------
 
@@ -36,116 +33,8 @@ async function api(method, path, body) {
 
 // --- rendering ---------------------------------------------------------------------
 
-function markdown(text) {
-  return DOMPurify.sanitize(marked.parse(text || ""));
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function describe(message) {
-  const parts = [message.model];
-  const { ttft_ms: ttft, tokens_per_sec: rate } = message.metrics || {};
-  const tokens = message.usage?.output_tokens;
-  if (ttft != null) parts.push(`first token ${ttft} ms`);
-  if (rate != null) parts.push(`${rate} tokens/s`);
-  if (tokens != null) parts.push(`${tokens} tokens`);
-  if (message.status && message.status !== "complete") parts.push(message.status);
-  return parts.filter(Boolean).join(" · ");
-}
-
-// One assistant answer on screen, kept in step with the stream or the stored message.
-class AnswerView {
-  constructor(message = {}) {
-    this.text = message.content || "";
-    this.reasoning = message.reasoning || "";
-    this.root = element("article", "message assistant");
-    this.root.setAttribute("aria-label", "Answer");
-    this.thinking = element("details", "reasoning");
-    this.thinking.append(element("summary", "", "Reasoning"), element("div", "text"));
-    this.tools = element("div", "tools");
-    this.body = element("div", "body");
-    this.details = element("div", "details");
-    this.root.append(this.thinking, this.tools, this.body, this.details);
-    for (const call of message.tool_calls || []) this.addToolCall(call);
-    this.render();
-    if (message.status) this.finish(message);
-  }
-
-  startStreaming() {
-    this.root.classList.add("streaming");
-    this.body.setAttribute("aria-live", "polite");
-    this.root.setAttribute("aria-busy", "true");
-  }
-
-  reset() {
-    this.text = "";
-    this.reasoning = "";
-    this.tools.replaceChildren();
-    this.render();
-  }
-
-  append(kind, content) {
-    this[kind] += content;
-    queueRender(this);
-  }
-
-  addToolCall(call) {
-    const card = element("div", "tool-card");
-    card.dataset.callId = call.id;
-    card.append(element("span", "name", call.name), element("span", "status", " · requested"),
-                element("pre", "arguments", call.arguments));
-    this.tools.append(card);
-  }
-
-  addToolResult(result) {
-    const card = this.tools.querySelector(`[data-call-id="${CSS.escape(result.id)}"]`);
-    if (!card) return;
-    card.querySelector(".status").textContent = result.error ? " · failed" : " · done";
-    card.append(element("pre", "result", result.error || result.result));
-  }
-
-  render() {
-    this.thinking.hidden = !this.reasoning;
-    this.thinking.querySelector(".text").textContent = this.reasoning;
-    this.body.innerHTML = markdown(this.text);
-  }
-
-  finish(message) {
-    this.root.classList.remove("streaming");
-    this.root.removeAttribute("aria-busy");
-    this.details.textContent = describe(message);
-  }
-
-  showError(text, retry) {
-    this.root.classList.remove("streaming");
-    this.root.removeAttribute("aria-busy");
-    const notice = element("div", "notice");
-    notice.setAttribute("role", "alert");
-    notice.append(element("span", "", text));
-    if (retry) {
-      const button = element("button", "small", "Retry");
-      button.type = "button";
-      button.addEventListener("click", () => { notice.remove(); retry(); });
-      notice.append(button);
-    }
-    this.root.append(notice);
-  }
-}
-
-function queueRender(view) {
-  // Many deltas can arrive between two frames: render once per frame.
-  if (state.renderQueued.has(view)) return;
-  state.renderQueued.add(view);
-  requestAnimationFrame(() => {
-    state.renderQueued.delete(view);
-    view.render();
-    ui.messages.scrollTop = ui.messages.scrollHeight;
-  });
+function scrollToEnd() {
+  ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
 function showUserMessage(content) {
@@ -159,9 +48,9 @@ function showUserMessage(content) {
 
 function showAnswer(message) {
   ui.empty.hidden = true;
-  const view = new AnswerView(message);
+  const view = new AnswerView(message, scrollToEnd);
   ui.messages.append(view.root);
-  ui.messages.scrollTop = ui.messages.scrollHeight;
+  scrollToEnd();
   return view;
 }
 
@@ -228,11 +117,15 @@ async function openThread(threadId) {
   if (thread.model) chooseModel(thread.model);
   ui.messages.replaceChildren(ui.empty);
   ui.empty.hidden = messages.length > 0;
+  let answer = null;
   for (const message of messages) {
     if (message.role === "user") showUserMessage(message.content);
-    else if (message.role === "assistant" && message.status === "streaming") {
-      follow(showAnswer({}), { streamId: message.stream_id, lastEventId: 0 });
-    } else if (message.role === "assistant") showAnswer(message);
+    else if (message.role === "tool") {
+      answer?.addToolResult({ id: message.tool_call_id, result: message.content });
+    } else if (message.status === "streaming") {
+      answer = showAnswer({});
+      follow(answer, { streamId: message.stream_id, lastEventId: 0 });
+    } else answer = showAnswer(message);
   }
   await loadThreads();
 }
@@ -333,8 +226,7 @@ async function storedAnswer(threadId, messageId) {
 }
 
 function finishActive(active) {
-  active.view.root.classList.remove("streaming");
-  active.view.root.removeAttribute("aria-busy");
+  active.view.settle();
   if (state.active === active) {
     state.active = null;
     setBusy(false);
