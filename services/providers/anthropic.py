@@ -26,7 +26,7 @@ import requests
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
                    ProviderStream, ReasoningDelta, TextDelta, ToolCall, Usage)
 from .errors import (BadRequestError, ContentFilterError, IncompleteStreamError,
-                     UpstreamStreamError, error_for_type, error_message)
+                     UpstreamStreamError, error_for_type, error_message, json_object)
 from .http import HttpClient, shutdown_response
 from ..sse import SSEDecoder
 
@@ -157,13 +157,7 @@ def _raise_if_error(body: dict[str, Any]) -> None:
 
 def _parse(data: str) -> dict[str, Any]:
     """One event's JSON object; an error event raises."""
-    try:
-        event = json.loads(data)
-    except ValueError as exc:
-        raise UpstreamStreamError(
-            f"anthropic sent an event that is not JSON: {data[:100]!r}") from exc
-    if not isinstance(event, dict):
-        raise UpstreamStreamError(f"anthropic sent an unexpected event: {data[:100]!r}")
+    event = json_object(data, "anthropic", "an event")
     _raise_if_error(event)
     return event
 

@@ -110,6 +110,19 @@ _BY_STATUS: dict[int, type[ProviderStatusError]] = {
 }
 
 
+def json_object(text: str, provider: str, unit: str) -> dict[str, Any]:
+    """One unit of a provider's stream (an SSE event's data, an NDJSON line) as the JSON
+    object it must be; anything else means the provider broke its own format."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UpstreamStreamError(
+            f"{provider} sent {unit} that is not JSON: {text[:100]!r}") from exc
+    if not isinstance(value, dict):
+        raise UpstreamStreamError(f"{provider} sent an unexpected {unit}: {text[:100]!r}")
+    return value
+
+
 def error_message(body: Any, fallback: str) -> str:
     """The human message in a provider's error body (`{"error": {"message": …}}` and kin)."""
     if isinstance(body, dict):

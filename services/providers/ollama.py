@@ -22,7 +22,7 @@ import requests
 
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
                    ProviderStream, ReasoningDelta, TextDelta, ToolCall, ToolSpec, Usage)
-from .errors import IncompleteStreamError, UpstreamStreamError, error_message
+from .errors import IncompleteStreamError, UpstreamStreamError, error_message, json_object
 from .http import HttpClient, shutdown_response
 
 CHAT_PATH = "/api/chat"
@@ -90,13 +90,7 @@ def _object_events(chunk: dict[str, Any], calls: list[ToolCall]) -> Iterator[Pro
 
 
 def _parse(line: str) -> dict[str, Any]:
-    try:
-        chunk = json.loads(line)
-    except ValueError as exc:
-        raise UpstreamStreamError(f"ollama sent a line that is not JSON: {line[:100]!r}") from exc
-    if not isinstance(chunk, dict):
-        raise UpstreamStreamError(f"ollama sent an unexpected line: {line[:100]!r}")
-    return chunk
+    return json_object(line, "ollama", "a line")
 
 
 def _arguments_object(arguments: str) -> dict[str, Any]:

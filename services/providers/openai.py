@@ -16,7 +16,6 @@ no choices. What real servers also send, and how it is read:
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ import requests
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
                    ProviderStream, ReasoningDelta, TextDelta, ToolCall, Usage)
 from .errors import (ContentFilterError, IncompleteStreamError, UpstreamStreamError,
-                     error_message)
+                     error_message, json_object)
 from .http import HttpClient, shutdown_response
 from ..sse import SSEDecoder
 
@@ -172,12 +171,7 @@ class OpenAIProvider(Provider):
 
     @staticmethod
     def _parse(data: str) -> dict[str, Any]:
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise UpstreamStreamError(f"openai sent a chunk that is not JSON: {data[:100]!r}") from exc
-        if not isinstance(chunk, dict):
-            raise UpstreamStreamError(f"openai sent an unexpected chunk: {data[:100]!r}")
+        chunk = json_object(data, "openai", "a chunk")
         if "error" in chunk:
             raise UpstreamStreamError("openai reported an error mid-stream: "
                                       + error_message(chunk, "no message given"))

@@ -16,7 +16,6 @@ documented, or nested under `error` as OpenAI also sends them.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +24,7 @@ import requests
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
                    ProviderStream, ReasoningDelta, TextDelta, ToolCall, ToolSpec, Usage)
 from .errors import (ContentFilterError, IncompleteStreamError, ProviderError,
-                     ProviderStatusError, UpstreamStreamError, error_for_type)
+                     ProviderStatusError, UpstreamStreamError, error_for_type, json_object)
 from .http import HttpClient, shutdown_response
 from ..sse import SSEDecoder
 
@@ -230,11 +229,4 @@ class OpenAIResponsesProvider(Provider):
 
     @staticmethod
     def _parse(data: str) -> dict[str, Any]:
-        try:
-            event = json.loads(data)
-        except ValueError as exc:
-            raise UpstreamStreamError(f"{PROVIDER} sent an event that is not JSON: "
-                                      f"{data[:100]!r}") from exc
-        if not isinstance(event, dict):
-            raise UpstreamStreamError(f"{PROVIDER} sent an unexpected event: {data[:100]!r}")
-        return event
+        return json_object(data, PROVIDER, "an event")
