@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..storage import Database, Message
 from ..storage.models import utcnow
 from .event_log import EventLog, UnknownStream
+from .subscribe import stored_done
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,7 @@ def close_interrupted_log(log: EventLog, message: Message) -> None:
         if not log.has(message.stream_id) or log.closed(message.stream_id):
             return
         log.append(message.stream_id, "error", INTERRUPTED)
-        log.append(message.stream_id, "done", {
-            "status": "interrupted", "finish_reason": "error", "message_id": message.id,
-            "model": message.model, "usage": message.to_dict()["usage"],
-            "metrics": message.to_dict()["metrics"]})
+        log.append(message.stream_id, "done", stored_done(message.to_dict()))
     except (UnknownStream, ValueError):
         pass  # expired meanwhile, or closed by its producer after all
 

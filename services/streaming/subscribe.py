@@ -31,6 +31,19 @@ def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> It
             yield PING
 
 
+def stored_start(message: dict[str, Any]) -> dict[str, Any]:
+    """The `start` event of a stored message's stream."""
+    return {"stream_id": message["stream_id"], "message_id": message["id"],
+            "thread_id": message["thread_id"], "model": message["model"]}
+
+
+def stored_done(message: dict[str, Any]) -> dict[str, Any]:
+    """The `done` event of a stored message's stream, as it ended."""
+    return {"status": message["status"], "finish_reason": message["finish_reason"],
+            "message_id": message["id"], "model": message["model"],
+            "usage": message["usage"], "metrics": message["metrics"]}
+
+
 def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
     """A stream whose events are gone (expired, or lost with its worker), rebuilt from
     its stored message: `start`, the whole text as one `delta` (if any), the `error` if
@@ -40,18 +53,12 @@ def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
     a larger one belongs to the lost original and cannot be lined up with the stored
     text, so the whole replay is sent: its `start` tells the client to begin again.
     """
-    events: list[tuple[str, dict[str, Any]]] = [
-        ("start", {"stream_id": message["stream_id"], "message_id": message["id"],
-                   "thread_id": message["thread_id"], "model": message["model"]}),
-    ]
+    events: list[tuple[str, dict[str, Any]]] = [("start", stored_start(message))]
     if message["content"]:
         events.append(("delta", {"content": message["content"]}))
     if message["error"]:
         events.append(("error", message["error"]))
-    events.append(("done", {
-        "status": message["status"], "finish_reason": message["finish_reason"],
-        "message_id": message["id"], "model": message["model"],
-        "usage": message["usage"], "metrics": message["metrics"]}))
+    events.append(("done", stored_done(message)))
     if after >= len(events):
         after = 0
     for seq, (event_type, payload) in enumerate(events, start=1):
@@ -71,8 +78,10 @@ class StalledClients:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        # token -> (when its current write began, its socket). Single dict operations
+        # only (atomic under the GIL, never interrupted under gevent): no lock on the
+        # path every frame takes.
         self._writing: dict[object, tuple[float, socket.socket]] = {}
-        self._lock = threading.Lock()
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -89,14 +98,11 @@ class StalledClients:
         token = object()
         try:
             for frame in frames:
-                with self._lock:
-                    self._writing[token] = (time.monotonic(), client)
+                self._writing[token] = (time.monotonic(), client)
                 yield frame  # the server writes it before asking for the next one
-                with self._lock:
-                    self._writing.pop(token, None)
-        finally:
-            with self._lock:
                 self._writing.pop(token, None)
+        finally:
+            self._writing.pop(token, None)
 
     def _sweep_forever(self) -> None:
         while not self._stopped.wait(max(0.05, self.timeout / 4)):
@@ -105,13 +111,10 @@ class StalledClients:
     def sweep(self) -> None:
         """Shut down the connections whose current write has been stuck too long."""
         now = time.monotonic()
-        with self._lock:
-            stuck = [(token, client) for token, (since, client) in self._writing.items()
-                     if now - since > self.timeout]
-            for token, _ in stuck:
-                self._writing.pop(token, None)
-        for _, client in stuck:
-            _cut(client)
+        # The guard removes its own entry once the failed write closes the response.
+        for since, client in list(self._writing.values()):
+            if now - since > self.timeout:
+                _cut(client)
 
 
 def _cut(client: socket.socket) -> None:
