@@ -248,3 +248,19 @@ def test_tool_calls_show_as_cards_with_their_results(page, page_server, fake_ope
     expect(cards.nth(0).locator(".result")).to_have_text("-2°C")
     expect(cards.nth(1).locator(".status")).to_have_text(" · done")
     expect(answer(page).locator(".body")).to_have_text("Héllo, 世界 👋🏽 — done.")
+
+
+def test_a_message_sent_while_a_thread_is_still_opening_is_not_lost(page, page_server):
+    thread_id = page_server.new_thread()
+
+    def slow_history(route):
+        if route.request.method == "GET":
+            time.sleep(1)  # the thread's messages arrive after the user has typed
+        route.continue_()
+
+    page.route("**/api/v1/threads/*/messages", slow_history)
+    page.goto(f"/#{thread_id}")
+    ask(page, "Fast typist")
+    wait_until_done(page)
+    expect(page.locator(".message.user .body")).to_have_text(["Fast typist"])
+    expect(answer(page).locator(".body")).to_contain_text("demo model")

@@ -12,7 +12,9 @@ const ui = {
   toggleSidebar: $("#toggle-sidebar"),
 };
 const preference = streamingPreference();
-const state = { threads: [], threadId: null, active: null };
+// `loading`: the thread being opened, if any; a message sent meanwhile waits for it,
+// or the thread's messages would be drawn over the new answer.
+const state = { threads: [], threadId: null, active: null, loading: Promise.resolve() };
 
 // --- API ---------------------------------------------------------------------------
 
@@ -104,7 +106,12 @@ function newChat() {
   ui.prompt.focus();
 }
 
-async function openThread(threadId) {
+function openThread(threadId) {
+  state.loading = loadThread(threadId);
+  return state.loading;
+}
+
+async function loadThread(threadId) {
   stopFollowing();
   state.threadId = threadId;
   history.replaceState(null, "", `#${threadId}`);
@@ -260,7 +267,7 @@ ui.form.addEventListener("submit", (event) => {
   const content = ui.prompt.value.trim();
   if (!content || state.active) return;
   ui.prompt.value = "";
-  send(content).catch((error) => showAnswer({}).showError(error.message, () => send(content)));
+  state.loading.catch(() => {}).then(() => send(content)).catch((error) => showAnswer({}).showError(error.message, () => send(content)));
 });
 
 ui.prompt.addEventListener("keydown", (event) => {
