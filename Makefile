@@ -7,13 +7,20 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
 
-.PHONY: run test migrate bench clean services
+.PHONY: run test migrate bench clean services check-run
 
-# A stamp per requirements file: reinstall only when a file changes.
+# A target whose recipe fails is deleted, so a failed step never looks done.
+.DELETE_ON_ERROR:
+
+# A stamp per requirements file: reinstall only when a file changes. The stamp is
+# written last, after the server and the app import cleanly from the new venv: an
+# install that "succeeded" without everything the server needs leaves no stamp, so
+# the next `make run` installs again instead of failing the same way.
 $(VENV)/.runtime: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -c "import services.server.worker, app"
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
@@ -25,6 +32,10 @@ migrate: $(VENV)/.runtime
 
 run: migrate
 	$(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+
+# What CI checks first: `make run` from a runtime-only venv serves a streamed answer.
+check-run:
+	scripts/check-make-run
 
 # The suite runs real Redis, PostgreSQL, nginx and Chromium (installed if missing).
 services:
