@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 from blueprints import chat, health, models, pages, streams
 from blueprints.errors import register_error_handlers
-from services import providers, storage, streaming
+from services import providers, storage, streaming, web
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
 
@@ -27,6 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    web.init_app(app)
     storage.init_app(app)
     providers.init_app(app)
     streaming.init_app(app)
@@ -38,7 +40,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.cli.command("db-upgrade")
     def db_upgrade() -> None:
         """Apply the database migrations to DATABASE_URL."""
-        upgrade_database(app.config["DATABASE_URL"])
+        try:
+            upgrade_database(app.config["DATABASE_URL"])
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(f"cannot migrate the database at DATABASE_URL: {reason}")
         click.echo("database is up to date")
 
     return app

@@ -5,8 +5,15 @@ reads its config file; the application's settings are read by `create_app` only.
 """
 import os
 
-bind = f"{os.environ.get('SLUICE_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-worker_class = "gevent"
+from services.server.startup import browser_url, check_binds
+
+_port = os.environ.get("PORT", "8000").strip()
+if not (_port.isascii() and _port.isdigit() and 0 < int(_port) < 65536):
+    raise SystemExit(f"sluice: PORT must be a port number (1-65535), got {_port!r}")
+
+bind = f"{os.environ.get('SLUICE_HOST', '127.0.0.1')}:{_port}"
+# gevent, and answers to requests gunicorn cannot parse (too long, bad framing) as JSON.
+worker_class = "services.server.worker.SluiceGeventWorker"
 # One worker by default: without REDIS_URL a stream's events live in the memory of
 # the worker that produces them, so every request for it must reach that worker.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -21,6 +28,17 @@ errorlog = "-"
 # gunicorn's runtime control socket is not used by Sluice; off, so several
 # instances on one host never compete for its path.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """A busy port is one line saying what to do, not five retries and a traceback.
+    (Not when the sockets are handed over: a re-executing master, systemd sockets.)"""
+    if not (os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS")):
+        check_binds(server.cfg.bind)
+
+
+def when_ready(server):
+    server.log.info("Sluice is ready: open %s", browser_url(server.cfg.bind[0]))
 
 
 def post_worker_init(worker):

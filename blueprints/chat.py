@@ -25,30 +25,30 @@ def list_threads() -> Response:
     return jsonify({"threads": [t.to_dict() for t in chat.list_threads(request_session())]})
 
 
-@bp.get("/<thread_id>")
+@bp.get("/<id:thread_id>")
 def get_thread(thread_id: str) -> Response:
     return jsonify({"thread": chat.get_thread(request_session(), thread_id).to_dict()})
 
 
-@bp.patch("/<thread_id>")
+@bp.patch("/<id:thread_id>")
 def rename_thread(thread_id: str) -> Response:
     return jsonify({"thread": chat.rename_thread(request_session(), thread_id,
                                                   json_body()).to_dict()})
 
 
-@bp.delete("/<thread_id>")
+@bp.delete("/<id:thread_id>")
 def delete_thread(thread_id: str) -> tuple[str, int]:
     chat.delete_thread(request_session(), streaming(), thread_id)
     return "", 204
 
 
-@bp.get("/<thread_id>/messages")
+@bp.get("/<id:thread_id>/messages")
 def list_messages(thread_id: str) -> Response:
     messages = chat.list_messages(request_session(), thread_id)
     return jsonify({"messages": [m.to_dict() for m in messages]})
 
 
-@bp.post("/<thread_id>/messages")
+@bp.post("/<id:thread_id>/messages")
 def send_message(thread_id: str) -> tuple[Response, int]:
     user, answer = chat.reply_and_wait(request_session(), registry(), streaming(), thread_id,
                                        json_body())
@@ -59,7 +59,7 @@ def send_message(thread_id: str) -> tuple[Response, int]:
     return jsonify(body), 200
 
 
-@bp.post("/<thread_id>/messages/stream")
+@bp.post("/<id:thread_id>/messages/stream")
 def stream_message(thread_id: str) -> Response:
     frames = chat.stream_reply(request_session(), registry(), streaming(), thread_id, json_body())
     return sse_response(stream_with_context(frames))

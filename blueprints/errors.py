@@ -9,10 +9,11 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from services.errors import ApiError
+from services.web import read_json_body
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,9 @@ def error_response(status: int, code: str, message: str) -> tuple[Response, int]
 
 
 def json_body() -> dict[str, Any]:
-    """The request's JSON object; a 400 if the body is not one. An empty body is `{}`."""
-    if not request.get_data(cache=True):
-        return {}
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
-    return body
+    """The request's JSON object, read within the size, depth and text limits
+    (services/web/body.py); a 4xx if it is not one. An empty body is `{}`."""
+    return read_json_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"])
 
 
 def _snake_case(name: str) -> str:

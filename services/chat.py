@@ -40,6 +40,14 @@ def _optional_text(body: dict[str, Any], field: str, limit: int | None = None) -
     return value
 
 
+def _model_field(body: dict[str, Any]) -> str | None:
+    """The `model` a request names, if any; an empty name is an error, never "default"."""
+    model = _optional_text(body, "model", 200)
+    if model is not None and not model.strip():
+        raise ApiError(400, "invalid_field", "'model' must be a model id such as demo/echo.")
+    return model
+
+
 def _candidates(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel, ...]:
     """The model and its fallbacks, or a 400 if this server cannot serve the model."""
     try:
@@ -51,7 +59,7 @@ def _candidates(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel,
 def create_thread(session: Session, providers: ProviderRegistry, body: dict[str, Any]) -> Thread:
     """A new, empty thread; its model (if given) must be one this server can serve."""
     title = _optional_text(body, "title", 200)
-    model = _optional_text(body, "model", 200)
+    model = _model_field(body)
     system = _optional_text(body, "system")
     if model is not None:
         _candidates(providers, model)
@@ -119,7 +127,7 @@ def parse_reply(body: dict[str, Any]) -> ReplyInput:
                            "Send either 'content' or 'tool_results', not both.")
     elif not isinstance(content, str) or not content.strip():
         raise ApiError(400, "invalid_content", "'content' must be a non-empty string.")
-    return ReplyInput(content=content, model=_optional_text(body, "model", 200),
+    return ReplyInput(content=content, model=_model_field(body),
                       tools=parse_tools(body.get("tools")), tool_results=tool_results)
 
 

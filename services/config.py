@@ -5,6 +5,7 @@ values it needs as arguments or through `app.config`.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -12,6 +13,12 @@ from typing import Any, Callable
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+# Names a local Sluice answers to; anything else could be DNS rebinding.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+class ConfigError(ValueError):
+    """A setting Sluice cannot start with; the message names the variable or file."""
 
 
 def default_settings(instance_path: str) -> dict[str, Any]:
@@ -55,6 +62,10 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # TOML file with per-model settings; see services/providers/catalog.py.
         "SLUICE_MODELS_FILE": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # `Host` values served ("*": any; ".example.com": it and its subdomains).
+        "SLUICE_ALLOWED_HOSTS": LOOPBACK_HOSTS,
+        # Origins besides this server's own that may make state-changing requests.
+        "SLUICE_ALLOWED_ORIGINS": (),
     }
 
 
@@ -64,7 +75,7 @@ def _number(name: str, cast: Callable[[str], Any]) -> Callable[[str], Any]:
             value = cast(raw)
         except ValueError:
             raise ValueError(f"{name} must be a number, got {raw!r}") from None
-        if value <= 0:
+        if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be greater than zero, got {raw!r}")
         return value
 
@@ -80,6 +91,19 @@ def _on_off(raw: str) -> str:
 
 def _model_list(raw: str) -> list[str]:
     return [model.strip() for model in raw.split(",") if model.strip()]
+
+
+def _name_list(raw: str) -> tuple[str, ...]:
+    return tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+
+
+def _origin_list(raw: str) -> tuple[str, ...]:
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ValueError(f"each origin must look like https://example.com, got {origin!r}")
+    return origins
 
 
 # Environment variable -> (config key, parser). Unset or empty variables keep the default.
@@ -115,14 +139,22 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SLUICE_FALLBACK_MODELS": ("SLUICE_FALLBACK_MODELS", _model_list),
     "SLUICE_MODELS_FILE": ("SLUICE_MODELS_FILE", str),
     "SLUICE_MAX_REQUEST_BYTES": ("MAX_CONTENT_LENGTH", _number("SLUICE_MAX_REQUEST_BYTES", int)),
+    "SLUICE_ALLOWED_HOSTS": ("SLUICE_ALLOWED_HOSTS", _name_list),
+    "SLUICE_ALLOWED_ORIGINS": ("SLUICE_ALLOWED_ORIGINS", _origin_list),
 }
 
 
 def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The settings the environment sets, parsed; a malformed value stops startup."""
+    """The settings the environment sets, parsed; a malformed value stops startup with a
+    `ConfigError` that names the variable."""
     settings: dict[str, Any] = {}
     for variable, (key, parse) in _ENVIRONMENT.items():
         raw = environ.get(variable, "").strip()
         if raw:
-            settings[key] = parse(raw)
+            try:
+                settings[key] = parse(raw)
+            except ValueError as exc:
+                message = str(exc)
+                raise ConfigError(message if message.startswith(variable)
+                                  else f"{variable}: {message}") from None
     return settings

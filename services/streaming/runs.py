@@ -26,6 +26,7 @@ from ..providers.base import (Finish, ProviderEvent, ProviderStream, ReasoningDe
                               ToolCall, Usage)
 from ..providers.errors import ProviderError, ProviderTimeoutError
 from ..storage import Database, Message
+from ..storage.safe_text import storable
 from .attempts import backoff_delay, stream_from_completion
 from .event_log import EventLog
 from .leases import INTERRUPTED, lease_until
@@ -57,8 +58,8 @@ INTERRUPTED_OUTCOME = Outcome("interrupted", "error", INTERRUPTED)
 
 
 def _failed(exc: ProviderError) -> Outcome:
-    return Outcome("error", "error",
-                   {"code": exc.code, "message": exc.message, "retryable": exc.retryable})
+    return Outcome("error", "error", {"code": exc.code, "message": storable(exc.message),
+                                      "retryable": exc.retryable})
 
 
 class StreamRun:
@@ -216,11 +217,12 @@ class StreamRun:
 
     def _apply(self, event: ProviderEvent) -> None:
         if isinstance(event, TextDelta):
-            self._output(self._text, "delta", event.text)
+            self._output(self._text, "delta", storable(event.text))
         elif isinstance(event, ReasoningDelta):
-            self._output(self._reasoning, "reasoning", event.text)
+            self._output(self._reasoning, "reasoning", storable(event.text))
         elif isinstance(event, ToolCall):
-            call = {"id": event.id, "name": event.name, "arguments": event.arguments}
+            call = {"id": storable(event.id), "name": storable(event.name),
+                    "arguments": storable(event.arguments)}
             self._mark_output()
             self._tool_calls.append(call)
             self.log.append(self.spec.stream_id, "tool_call", call)
