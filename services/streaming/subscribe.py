@@ -44,21 +44,32 @@ def stored_done(message: dict[str, Any]) -> dict[str, Any]:
             "usage": message["usage"], "metrics": message["metrics"]}
 
 
-def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
-    """A stream whose events are gone (expired, or lost with its worker), rebuilt from
-    its stored message: `start`, the whole text as one `delta` (if any), the `error` if
-    it failed or was interrupted, `done`.
-
-    These are numbered afresh. An `after` within that numbering resumes this replay;
-    a larger one belongs to the lost original and cannot be lined up with the stored
-    text, so the whole replay is sent: its `start` tells the client to begin again.
-    """
+def _stored_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """`start`, the whole text as one `delta` (if any), the `error` if it failed or was
+    interrupted, `done`."""
     events: list[tuple[str, dict[str, Any]]] = [("start", stored_start(message))]
     if message["content"]:
         events.append(("delta", {"content": message["content"]}))
     if message["error"]:
         events.append(("error", message["error"]))
     events.append(("done", stored_done(message)))
+    return events
+
+
+def stored_event_count(message: dict[str, Any]) -> int:
+    """How many events `replay_stored` numbers for this message."""
+    return len(_stored_events(message))
+
+
+def replay_stored(message: dict[str, Any], after: int) -> Iterator[bytes]:
+    """A stream whose events are gone (expired, or lost with its worker), rebuilt from
+    its stored message (see `_stored_events`).
+
+    These are numbered afresh. An `after` within that numbering resumes this replay;
+    a larger one belongs to the lost original and cannot be lined up with the stored
+    text, so the whole replay is sent: its `start` tells the client to begin again.
+    """
+    events = _stored_events(message)
     if after >= len(events):
         after = 0
     for seq, (event_type, payload) in enumerate(events, start=1):

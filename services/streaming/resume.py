@@ -1,0 +1,92 @@
+"""Streams by id: what a (re)connecting client is sent, and stopping a stream.
+
+A stream belongs to its stored message: once the message is gone (its thread was
+deleted) every endpoint answers 404, even while the log still holds its events.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from flask import request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import ApiError
+from ..sse import PING
+from ..storage import Message
+from ..storage.models import utcnow
+from .core import Streaming, streaming
+from .event_log import UnknownStream
+from .leases import recover_stream
+from .subscribe import follow, replay_stored, stored_event_count
+
+
+def _stored_message(session: Session, stream_id: str) -> Message:
+    message = session.scalars(select(Message).where(Message.stream_id == stream_id)).first()
+    if message is None:
+        raise ApiError(404, "stream_not_found", f"There is no stream {stream_id!r}.")
+    return message
+
+
+def to_client(frames: Iterator[bytes]) -> Iterator[bytes]:
+    """Frames for the current request's client, which is dropped if it stops reading."""
+    core = streaming()
+    return core.stalled.guard(frames, request.environ.get("gunicorn.socket"))
+
+
+def stream_frames(session: Session, stream_id: str, after: int) -> Iterator[bytes] | None:
+    """The SSE frames for a (re)connecting client: from the log, or from storage.
+
+    None when the stream has ended and the client already has its last event: the
+    answer is then `204`, which tells an `EventSource` to stop reconnecting.
+    """
+    core = streaming()
+    message = _stored_message(session, stream_id)
+    if core.log.has(stream_id):
+        try:
+            if core.log.closed(stream_id) and not core.log.read(stream_id, after, 1).events:
+                return None
+            return to_client(follow(core.log, stream_id, after, core.ping_seconds))
+        except UnknownStream:
+            pass  # expired just now: storage has it
+    if message.status == "streaming":
+        return to_client(_await_producer(core, stream_id, after))
+    stored = message.to_dict()
+    if after == stored_event_count(stored):
+        return None
+    return replay_stored(stored, after)
+
+
+def _await_producer(core: Streaming, stream_id: str, after: int) -> Iterator[bytes]:
+    """A stream still "streaming" whose events this process cannot see: its producer is
+    in a process without a shared log, or gone. Ping until its log appears (follow it),
+    it ends, or its lease lapses (then end it as interrupted) and replay what is stored."""
+    while True:
+        if core.log.has(stream_id):
+            yield from follow(core.log, stream_id, after, core.ping_seconds)
+            return
+        with core.db.transaction() as session:
+            message = _stored_message(session, stream_id)
+            stored, lease = message.to_dict(), message.lease_expires_at
+        if stored["status"] != "streaming":
+            yield from replay_stored(stored, after)
+            return
+        if lease is None or lease < utcnow():
+            recover_stream(core.db, core.log, stream_id)
+            continue
+        yield PING
+        time.sleep(min(core.ping_seconds, max(0.05, (lease - utcnow()).total_seconds())))
+
+
+def cancel_stream(session: Session, stream_id: str) -> dict[str, str]:
+    """Stop a stream wherever its producer runs. Cancelling one that has already ended
+    is accepted and changes nothing; the answer says which happened."""
+    core = streaming()
+    message = _stored_message(session, stream_id)
+    if core.runs.cancel(stream_id):
+        return {"stream_id": stream_id, "status": "cancelling"}
+    if message.status == "streaming" and core.bus is not None:
+        core.bus.publish(stream_id)
+        return {"stream_id": stream_id, "status": "cancelling"}
+    return {"stream_id": stream_id, "status": message.status}
