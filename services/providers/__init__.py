@@ -9,10 +9,10 @@ from typing import Any
 import requests
 from flask import Flask, current_app
 
-from ..config import DEFAULT_OPENAI_BASE_URL
+from ..config import DEFAULT_OPENAI_BASE_URL, ConfigError
 from .anthropic import AnthropicProvider
 from .base import ChatMessage, ChatRequest, Provider, ToolCall, ToolSpec
-from .catalog import ModelSettings, global_settings, load_models_file
+from .catalog import CatalogError, ModelSettings, global_settings, load_models_file
 from .demo import DemoProvider
 from .errors import ProviderError, UnknownModelError
 from .http import pooled_session
@@ -139,16 +139,39 @@ class ProviderRegistry:
 
 
 def build_registry(config: Mapping[str, Any]) -> ProviderRegistry:
-    """The registry for `config`; a models file that names an unusable model stops startup."""
+    """The registry for `config`; a model it names but cannot serve stops startup with a
+    `ConfigError` that says which setting named it."""
     base = global_settings(config)
+    path = config["SLUICE_MODELS_FILE"]
     models: dict[str, ModelSettings] = {}
-    if config["SLUICE_MODELS_FILE"]:
-        with open(config["SLUICE_MODELS_FILE"], encoding="utf-8") as file:
-            models = load_models_file(file.read(), base)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as file:
+                models = load_models_file(file.read(), base)
+        except OSError as exc:
+            raise ConfigError(f"SLUICE_MODELS_FILE: cannot read {path}: {exc.strerror}") from None
+        except (UnicodeDecodeError, CatalogError) as exc:
+            raise ConfigError(f"SLUICE_MODELS_FILE ({path}): {exc}") from None
     registry = ProviderRegistry(config, models, base)
-    for model in dict.fromkeys([registry.default_model, *models]):
-        registry.chain(model)
+    for model, source in _named_models(registry, path).items():
+        try:
+            registry.resolve(model)
+        except UnknownModelError as exc:
+            raise ConfigError(f"{source} names {model!r}, which cannot be served: "
+                              f"{exc.message}") from None
     return registry
+
+
+def _named_models(registry: ProviderRegistry, path: str | None) -> dict[str, str]:
+    """Every model the configuration names -> the setting that names it."""
+    named = {registry.default_model: "LLM_MODEL"}
+    for model in registry.base.fallbacks:
+        named.setdefault(model, "SLUICE_FALLBACK_MODELS")
+    for model, settings in registry.configured.items():
+        named.setdefault(model, f"SLUICE_MODELS_FILE ({path})")
+        for fallback in settings.fallbacks:
+            named.setdefault(fallback, f"SLUICE_MODELS_FILE ({path}), fallbacks of {model}")
+    return named
 
 
 def init_app(app: Flask) -> None:

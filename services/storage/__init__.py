@@ -12,8 +12,10 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..config import ConfigError
 from .models import Base, Message, Thread
 
 __all__ = ["Base", "Database", "Message", "Thread", "init_app", "request_session"]
@@ -22,10 +24,14 @@ EXTENSION = "sluice.db"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys."""
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+    """An engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys.
+    A URL SQLAlchemy cannot use is a `ConfigError` naming DATABASE_URL."""
+    try:
+        if not url.startswith("sqlite"):
+            return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"DATABASE_URL is not a database URL Sluice can use: {exc}") from None
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
