@@ -19,6 +19,7 @@ from services.storage import database
 from services.storage.migrate import upgrade_database
 from services.streaming import streaming
 
+from .browser import chromium, page, page_server  # noqa: F401 (fixtures for the page tests)
 from .fake_upstream import FakeUpstream
 from .live_server import LiveServer
 from .services import PostgresServer, RedisServer

@@ -5,69 +5,20 @@ streaming, stopping and reloading happen at a pace a person would see.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from .browser import answer, ask, openai_text_reply, wait_until_done
 from .fake_upstream import Reply, fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "chat-page.png"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
 
 # The page does not depend on the storage backend: one is enough here.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).exists():
-        raise RuntimeError("Chromium is not installed: run scripts/install-test-services")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="session")
-def page_server(start_server):
-    # ~6 s per demo answer: slow enough to watch it grow, stop it, reload under it.
-    return start_server(SLUICE_DEMO_TOKENS_PER_SECOND="25")
-
-
-@pytest.fixture
-def page(chromium, page_server):
-    context = chromium.new_context(viewport={"width": 1200, "height": 800},
-                                   base_url=page_server.url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/")
-    expect(page.locator("#model-picker")).to_have_value("demo/echo")
-    yield page
-    context.close()
-    assert not errors, errors  # no script error on the page, ever
-
-
-def ask(page: Page, text: str) -> None:
-    page.locator("#prompt").fill(text)
-    page.locator("#prompt").press("Enter")
-
-
-def answer(page: Page):
-    return page.locator(".message.assistant").last
-
-
-def wait_until_done(page: Page, timeout: float = 20_000) -> None:
-    expect(answer(page)).not_to_have_class("message assistant streaming", timeout=timeout)
-    expect(page.locator("#send")).to_be_visible(timeout=timeout)
 
 
 def thread_id_of(page: Page) -> str:
@@ -171,11 +122,7 @@ def test_with_streaming_off_the_json_endpoint_is_used(page, page_server):
 def test_model_output_cannot_run_code_on_the_page(page, page_server, fake_openai):
     hostile = ('Look: <img src=x onerror="window.__pwned=1"> and '
                '<script>window.__pwned=2</script> <a href="javascript:window.__pwned=3">x</a>')
-    chunk = ('data: {"choices":[{"index":0,"delta":{"content":%s}}]}\n\n'
-             % requests.compat.json.dumps(hostile))
-    fake_openai.script("xss-probe", Reply(
-        (chunk + 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
-         'data: [DONE]\n\n').encode()))
+    fake_openai.script("xss-probe", openai_text_reply(hostile))
     thread_id = page_server.new_thread(model="openai/xss-probe")
     page.goto(f"/#{thread_id}")
     expect(page.locator("#model-picker")).to_have_value("openai/xss-probe")

@@ -1,11 +1,13 @@
-// One assistant answer on the page: Markdown rendered by marked and sanitized by
-// DOMPurify before it touches the DOM (model output can contain HTML and scripts;
-// they must never run), its reasoning, its tool calls, and a line of details.
+// One assistant answer on the page: Markdown rendered by marked and made safe by
+// safe-html.js before it touches the DOM (model output can contain HTML, scripts,
+// styles, forms and remote images; none of them may act), its reasoning, its tool
+// calls, and a line of details.
 import { marked } from "../vendor/marked/marked.esm.js";
-import DOMPurify from "../vendor/dompurify/purify.es.js";
+import { loadImagesOnClick, safeFragment } from "./safe-html.js";
 
-export function markdown(text) {
-  return DOMPurify.sanitize(marked.parse(text || ""));
+/** The answer's text as a DocumentFragment to insert; see safeFragment. */
+export function markdown(text, shownImages) {
+  return safeFragment(marked.parse(text || ""), shownImages);
 }
 
 export function element(tag, className, text) {
@@ -40,6 +42,9 @@ export class AnswerView {
     this.tools = element("div", "tools");
     this.body = element("div", "body");
     this.details = element("div", "details");
+    // Remote images the reader chose to load stay loaded as the text repaints.
+    this.shownImages = new Set();
+    loadImagesOnClick(this.body, this.shownImages);
     this.root.append(this.thinking, this.tools, this.body, this.details);
     for (const call of message.tool_calls || []) this.addToolCall(call);
     this.render();
@@ -89,7 +94,7 @@ export class AnswerView {
   render() {
     this.thinking.hidden = !this.reasoning;
     this.thinking.querySelector(".text").textContent = this.reasoning;
-    this.body.innerHTML = markdown(this.text);
+    this.body.replaceChildren(markdown(this.text, this.shownImages));
   }
 
   finish(message) {

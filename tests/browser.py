@@ -1,0 +1,78 @@
+"""The chat page in a real headless Chromium (Debian's), driven by Playwright: the
+fixtures and helpers the page tests share.
+
+conftest.py imports the fixtures, so every page test shares one browser and one
+server; a page test module pins `backend` to sqlite: the page does not depend on it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from .fake_upstream import Reply
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).exists():
+        raise RuntimeError("Chromium is not installed: run scripts/install-test-services")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def page_server(start_server):
+    # ~6 s per demo answer: slow enough to watch it grow, stop it, reload under it.
+    return start_server(SLUICE_DEMO_TOKENS_PER_SECOND="25")
+
+
+@pytest.fixture
+def page(chromium, page_server):
+    context = chromium.new_context(viewport={"width": 1200, "height": 800},
+                                   base_url=page_server.url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/")
+    expect(page.locator("#model-picker")).to_have_value("demo/echo")
+    yield page
+    context.close()
+    assert not errors, errors  # no script error on the page, ever
+
+
+def ask(page: Page, text: str) -> None:
+    page.locator("#prompt").fill(text)
+    page.locator("#prompt").press("Enter")
+
+
+def answer(page: Page):
+    return page.locator(".message.assistant").last
+
+
+def wait_until_done(page: Page, timeout: float = 20_000) -> None:
+    expect(answer(page)).not_to_have_class("message assistant streaming", timeout=timeout)
+    expect(page.locator("#send")).to_be_visible(timeout=timeout)
+
+
+def openai_text_reply(text: str, deltas: int = 1, delay: float = 0.0) -> Reply:
+    """An OpenAI chat stream whose answer is `text`, cut into `deltas` about equal
+    pieces sent `delay` seconds apart (so the page repaints half-written HTML)."""
+    size = max(1, -(-len(text) // deltas))
+    events = []
+    for start in range(0, len(text), size):
+        delta = {"choices": [{"index": 0, "delta": {"content": text[start:start + size]}}]}
+        events.append(f"data: {json.dumps(delta)}\n\n")
+    events.append('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+                  "data: [DONE]\n\n")
+    return Reply(split_at=[event.encode() for event in events], delay=delay)
