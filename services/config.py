@@ -62,8 +62,9 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # TOML file with per-model settings; see services/providers/catalog.py.
         "SLUICE_MODELS_FILE": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
-        # `Host` values served ("*": any; ".example.com": it and its subdomains).
-        "SLUICE_ALLOWED_HOSTS": LOOPBACK_HOSTS,
+        # `Host` values served besides the loopback names, which always are
+        # ("*": any; ".example.com": it and its subdomains).
+        "SLUICE_ALLOWED_HOSTS": (),
         # Origins besides this server's own that may make state-changing requests.
         "SLUICE_ALLOWED_ORIGINS": (),
     }

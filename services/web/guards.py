@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 
+from ..config import LOOPBACK_HOSTS
 from ..errors import ApiError
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -63,10 +64,12 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
 
 
 def _check_host() -> None:
+    """Loopback names are always served: a browser sends them only when its user typed
+    them, never for a page whose own name was pointed at this machine."""
     host = request.environ.get("HTTP_HOST")
     if host is None:
         return  # HTTP/1.0 without Host: nothing a browser on another site can send
-    if not host_allowed(host, current_app.config["SLUICE_ALLOWED_HOSTS"]):
+    if not host_allowed(host, (*LOOPBACK_HOSTS, *current_app.config["SLUICE_ALLOWED_HOSTS"])):
         raise ApiError(400, "invalid_host",
                        f"This server does not answer to the host {host_name(host)[:100]!r}; "
                        "add it to SLUICE_ALLOWED_HOSTS to serve it.")
