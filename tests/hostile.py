@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
@@ -87,3 +89,21 @@ def stored_state(server: LiveServer, thread_id: str) -> tuple[list[dict], list[d
     change."""
     threads = server.api("GET", "/api/v1/threads").json()["threads"]
     return threads, server.messages(thread_id)
+
+
+def answered_thread(server: LiveServer) -> dict[str, str]:
+    """A thread with one finished answer: `thread_id` and the answer's `stream_id`."""
+    thread_id = server.new_thread(title="probe")
+    answer = server.api("POST", f"/api/v1/threads/{thread_id}/messages",
+                        json={"content": "hello"}).json()["response"]
+    return {"thread_id": thread_id, "stream_id": answer["stream_id"]}
+
+
+@contextmanager
+def nothing_changes(server: LiveServer, probe: dict[str, str]) -> Iterator[None]:
+    """Asserts on leaving that nothing stored changed and the log gained no traceback."""
+    before = stored_state(server, probe["thread_id"])
+    offset = server.log_size()
+    yield
+    assert stored_state(server, probe["thread_id"]) == before
+    server.assert_log_clean(since=offset)

@@ -17,6 +17,7 @@ from services.providers.base import ChatMessage, ChatRequest
 from services.providers.demo import demo_answer
 
 from .fake_upstream import Reply, fixture, sse_events_of
+from .live_server import free_port
 from .services import NginxServer
 from .sse_client import body_chunks, read_stream, text_of
 
@@ -195,6 +196,31 @@ def test_through_nginx_the_first_delta_arrives_while_the_upstream_is_still_sendi
     assert "".join([first_delta.data["content"]] + [e.data["content"] for e in rest
                                                     if e.event == "delta"]) == \
         "Héllo, 世界 👋🏽 — done."
+
+
+@pytest.mark.parametrize("request_kwargs,status", [
+    ({"method": "GET", "path": "/" + "a" * 20_000}, 414),
+    ({"method": "GET", "path": "/", "headers": {"X-Big": "b" * 20_000}}, 400),
+    ({"method": "POST", "path": "/api/v1/threads", "data": b"{" * (3 * 1024 * 1024),
+      "headers": {"Content-Type": "application/json"}}, 413),
+])
+def test_through_nginx_its_own_errors_are_json_too(nginx, request_kwargs, status):
+    kwargs = dict(request_kwargs)
+    response = requests.request(kwargs.pop("method"), nginx.url + kwargs.pop("path"),
+                                timeout=30, **kwargs)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"]
+
+
+def test_through_nginx_a_sluice_that_is_down_is_a_json_503(live_server):
+    proxy = NginxServer(free_port())  # nothing listens there
+    try:
+        response = requests.get(proxy.url + "/api/v1/threads", timeout=30)
+    finally:
+        proxy.stop()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "unavailable"
 
 
 def test_through_nginx_a_sixty_second_silence_is_survived_thanks_to_pings(

@@ -13,7 +13,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .hostile import NoAnswer, assert_json_error, assert_refused, raw_request, stored_state
+from .hostile import (NoAnswer, answered_thread, assert_json_error, assert_refused,
+                      nothing_changes, raw_request)
 
 # Generated cases against a running server: no deadline (a request takes what it
 # takes), a fixed number of examples, and no example database left in the checkout.
@@ -30,20 +31,13 @@ def hostile_server(start_server):
 @pytest.fixture(scope="session")
 def probe(hostile_server):
     """A thread with one finished answer, which every refused request must leave alone."""
-    thread_id = hostile_server.new_thread(title="probe")
-    answer = hostile_server.api("POST", f"/api/v1/threads/{thread_id}/messages",
-                                json={"content": "hello"}).json()["response"]
-    return {"thread_id": thread_id, "stream_id": answer["stream_id"]}
+    return answered_thread(hostile_server)
 
 
 @pytest.fixture
 def unchanged(hostile_server, probe):
-    """Asserts after the test that nothing stored changed and the log has no traceback."""
-    before = stored_state(hostile_server, probe["thread_id"])
-    offset = hostile_server.log_size()
-    yield
-    assert stored_state(hostile_server, probe["thread_id"]) == before
-    hostile_server.assert_log_clean(since=offset)
+    with nothing_changes(hostile_server, probe):
+        yield
 
 
 def post_raw(server, path: str, body: bytes, method: str = "POST") -> requests.Response:

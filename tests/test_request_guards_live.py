@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from .hostile import assert_refused, stored_state
+from .hostile import answered_thread, assert_refused, nothing_changes
 from .sse_client import read_stream
 
 
@@ -20,19 +20,13 @@ def guarded_server(start_server):
 
 @pytest.fixture
 def probe(guarded_server):
-    thread_id = guarded_server.new_thread(title="probe")
-    answer = guarded_server.api("POST", f"/api/v1/threads/{thread_id}/messages",
-                                json={"content": "hello"}).json()["response"]
-    return {"thread_id": thread_id, "stream_id": answer["stream_id"]}
+    return answered_thread(guarded_server)
 
 
 @pytest.fixture
 def unchanged(guarded_server, probe):
-    before = stored_state(guarded_server, probe["thread_id"])
-    offset = guarded_server.log_size()
-    yield
-    assert stored_state(guarded_server, probe["thread_id"]) == before
-    guarded_server.assert_log_clean(since=offset)
+    with nothing_changes(guarded_server, probe):
+        yield
 
 
 def state_changing_requests(probe) -> list[tuple[str, str]]:
