@@ -1,6 +1,6 @@
 """Server-Sent Events: the one module that knows the wire format.
 
-Encoding is for Sluice's own streams (API.md section 4). Decoding is for the
+Encoding is for Sluice's own streams (the README's event table). Decoding is for the
 providers' streams and for clients (tests, benchmarks); it sits on top of
 `sseclient-py` and adds what that library leaves out: an event that the body
 ends in the middle of is dropped, not dispatched half-read, and the caller can
