@@ -21,6 +21,7 @@ from .storage import Message, Thread
 from .storage.models import new_id, utcnow
 from .tools import parse_tool_results, parse_tools, pending_tool_calls
 from .streaming import RunSpec, StreamRun, Streaming, to_client
+from .streaming.event_log import LogUnavailable
 from .streaming.leases import lease_until
 from .streaming.subscribe import follow
 
@@ -164,6 +165,8 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
     if core.draining.is_set():
         raise ApiError(503, "shutting_down", "This server is shutting down; try again.")
     reply = parse_reply(body)
+    if not core.log.available():  # fail before storing, not after
+        raise LogUnavailable("checked before starting an answer")
     thread = get_thread(session, thread_id)
     candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
     if core.runs.for_thread(thread_id):

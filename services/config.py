@@ -42,6 +42,12 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # How long a finished stream's events stay replayable from the event log;
         # later resumes are answered from the stored message.
         "SLUICE_EVENT_TTL_SECONDS": 900.0,
+        # Finished streams' events kept in a process's memory, at most (oldest dropped
+        # first; a resume of a dropped one is answered from storage).
+        "SLUICE_EVENT_LOG_MAX_BYTES": 64 * 1024 * 1024,
+        # Redis connections a process's commands share (its stream tail and cancel
+        # bus hold one more each), however many streams it serves.
+        "SLUICE_REDIS_CONNECTIONS": 4,
         # A producer renews its streams' leases; this long after its last renewal a
         # stream counts as orphaned (its worker died) and is ended as interrupted.
         "SLUICE_LEASE_SECONDS": 10.0,
@@ -125,6 +131,10 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
         "SLUICE_CHECKPOINT_SECONDS", _number("SLUICE_CHECKPOINT_SECONDS", float)),
     "SLUICE_EVENT_TTL_SECONDS": (
         "SLUICE_EVENT_TTL_SECONDS", _number("SLUICE_EVENT_TTL_SECONDS", float)),
+    "SLUICE_EVENT_LOG_MAX_BYTES": (
+        "SLUICE_EVENT_LOG_MAX_BYTES", _number("SLUICE_EVENT_LOG_MAX_BYTES", int)),
+    "SLUICE_REDIS_CONNECTIONS": (
+        "SLUICE_REDIS_CONNECTIONS", _number("SLUICE_REDIS_CONNECTIONS", int)),
     "SLUICE_LEASE_SECONDS": ("SLUICE_LEASE_SECONDS", _number("SLUICE_LEASE_SECONDS", float)),
     "SLUICE_SEND_TIMEOUT": ("SLUICE_SEND_TIMEOUT", _number("SLUICE_SEND_TIMEOUT", float)),
     "SLUICE_CONNECT_TIMEOUT": ("SLUICE_CONNECT_TIMEOUT", _number("SLUICE_CONNECT_TIMEOUT", float)),

@@ -36,8 +36,11 @@ class RedisServer:
         self.dir = Path(tempfile.mkdtemp(prefix="sluice-redis-"))
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._start()
+
+    def _start(self) -> None:
         log = self.dir / "redis.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             self.process = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
@@ -49,6 +52,19 @@ class RedisServer:
             return bool(redis.Redis(port=self.port).ping())
         except redis.ConnectionError:
             return False
+
+    def restart(self, down_seconds: float) -> None:
+        """Stop the server (its data is gone, as after a crash) and start it again on the
+        same port after `down_seconds`."""
+        self.process.kill()
+        self.process.wait(10)
+        time.sleep(down_seconds)
+        self._start()
+
+    def clients(self, name: str) -> int:
+        """How many connections named `name` (Sluice names its connections) are open."""
+        listed = redis.Redis(port=self.port).client_list()
+        return sum(1 for client in listed if client.get("name") == name)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -5,6 +5,7 @@ Redis, and any worker on any host can serve or cancel any stream.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import redis
@@ -16,6 +17,7 @@ from .core import EXTENSION, Streaming, streaming
 from .event_log import EventLog, MemoryEventLog
 from .leases import LeaseKeeper
 from .manager import RunManager
+from .redis_io import RedisTail
 from .redis_log import RedisCancelBus, RedisEventLog
 from .resume import cancel_stream, stream_frames, to_client
 from .runs import RunSpec, StreamRun
@@ -31,14 +33,23 @@ def init_app(app: Flask) -> None:
     config = app.config
     client = None
     if config["REDIS_URL"]:
-        # Subscribers block in XREAD for up to a ping interval: reads may take that long.
-        client = _redis_client(config["REDIS_URL"],
-                               socket_timeout=config["SLUICE_PING_SECONDS"] + 10)
-    log: EventLog = (RedisEventLog(client, config["SLUICE_EVENT_TTL_SECONDS"]) if client
-                     else MemoryEventLog(ttl_seconds=config["SLUICE_EVENT_TTL_SECONDS"]))
+        # Commands share a small pool, whatever the number of streams: a request waits
+        # for a free connection rather than opening one more.
+        client = redis.Redis(connection_pool=_redis_pool(
+            config["REDIS_URL"], max_connections=config["SLUICE_REDIS_CONNECTIONS"]))
+        # The tail blocks in XREAD for up to BLOCK_MS: reads may take that long.
+        reader = _redis_client(config["REDIS_URL"], socket_connect_timeout=2,
+                               socket_timeout=RedisTail.BLOCK_MS / 1000 + 10)
+        log: EventLog = RedisEventLog(client, reader, config["SLUICE_EVENT_TTL_SECONDS"],
+                                      local_max_bytes=config["SLUICE_EVENT_LOG_MAX_BYTES"])
+        log.start()
+    else:
+        log = MemoryEventLog(config["SLUICE_EVENT_TTL_SECONDS"],
+                             max_bytes=config["SLUICE_EVENT_LOG_MAX_BYTES"])
     db = database(app)
     lease = config["SLUICE_LEASE_SECONDS"]
     runs = RunManager(log, db, config["SLUICE_CHECKPOINT_SECONDS"], lease)
+    runs.start_background()
     core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client)
     core.keeper = LeaseKeeper(db, log, runs.stream_ids, lease)
     core.keeper.start()
@@ -54,8 +65,22 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = core
 
 
+def _connection_name() -> str:
+    """Every Redis connection of this process says whose it is (`CLIENT LIST`)."""
+    return f"sluice-{os.getpid()}"
+
+
+def _redis_pool(url: str, **options: Any) -> redis.BlockingConnectionPool:
+    try:
+        return redis.BlockingConnectionPool.from_url(
+            url, timeout=5, socket_connect_timeout=2, socket_timeout=5,
+            client_name=_connection_name(), **options)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from None
+
+
 def _redis_client(url: str, **options: Any) -> redis.Redis:
     try:
-        return redis.Redis.from_url(url, **options)
+        return redis.Redis.from_url(url, client_name=_connection_name(), **options)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from None

@@ -32,9 +32,10 @@ class Streaming:
 
     def stop(self) -> None:
         """Stop this process's background work (tests; the process is going away)."""
-        for part in (self.keeper, self.bus, self.stalled):
+        for part in (self.keeper, self.bus, self.stalled, self.log):
             if part is not None:
                 part.stop()
+        self.runs.stop_background()
 
 
 def streaming(app: Flask | None = None) -> Streaming:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ApiError
 from ..sse import encode_event
 
 FINAL_EVENT = "done"
@@ -36,6 +37,15 @@ class LogSlice:
 
 class UnknownStream(LookupError):
     """The log has no stream with this id (never opened, or expired)."""
+
+
+class LogUnavailable(ApiError):
+    """The shared log (Redis) cannot be reached now; the request may be sent again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(503, "unavailable",
+                         "Sluice's event store (Redis) is not reachable; try again shortly.")
+        self.reason = reason
 
 
 class EventLog(ABC):
@@ -63,21 +73,33 @@ class EventLog(ABC):
     def closed(self, stream_id: str) -> bool:
         """Whether the stream's final event is in the log."""
 
+    def available(self) -> bool:
+        """Whether new streams can be written now (a shared log may be unreachable)."""
+        return True
+
+    def stop(self) -> None:
+        """Stop background work (tests; the process is going away)."""
+
 
 @dataclass
 class _Stream:
     events: list[StreamEvent] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
+    size: int = 0  # bytes of its frames
 
 
 class MemoryEventLog(EventLog):
-    """The log in process memory; closed streams are dropped `ttl_seconds` after closing."""
+    """The log in process memory. Closed streams are dropped `ttl_seconds` after they
+    close, or sooner, oldest first, while closed streams hold more than `max_bytes`
+    of frames together; a later resume is answered from storage."""
 
-    def __init__(self, ttl_seconds: float) -> None:
+    def __init__(self, ttl_seconds: float, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.ttl_seconds = ttl_seconds
+        self.max_bytes = max_bytes
         self._streams: dict[str, _Stream] = {}
-        self._closed_at: OrderedDict[str, float] = OrderedDict()
+        self._closed_at: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._closed_bytes = 0
         self._lock = threading.Lock()
 
     def open(self, stream_id: str) -> None:
@@ -92,13 +114,37 @@ class MemoryEventLog(EventLog):
                 raise ValueError(f"stream {stream_id} is closed")
             seq = len(stream.events) + 1
             event = StreamEvent(seq, event_type, encode_event(seq, event_type, payload))
-            stream.events.append(event)
-            stream.closed = event_type == FINAL_EVENT
-            stream.changed.notify_all()
+            self._add(stream, event)
         if stream.closed:
-            with self._lock:
-                self._closed_at[stream_id] = time.monotonic()
+            self._closing(stream_id, stream)
         return event
+
+    def insert(self, stream_id: str, events: list[StreamEvent]) -> None:
+        """Add events numbered elsewhere (a copy of another process's stream); those
+        already here are skipped, so the copy stays gapless."""
+        stream = self._get(stream_id)
+        with stream.changed:
+            for event in events:
+                if event.seq == len(stream.events) + 1 and not stream.closed:
+                    self._add(stream, event)
+        if stream.closed:
+            self._closing(stream_id, stream)
+
+    @staticmethod
+    def _add(stream: _Stream, event: StreamEvent) -> None:
+        """Under the stream's lock."""
+        stream.events.append(event)
+        stream.size += len(event.frame)
+        stream.closed = event.type == FINAL_EVENT
+        stream.changed.notify_all()
+
+    def _closing(self, stream_id: str, stream: _Stream) -> None:
+        with self._lock:
+            if stream_id in self._closed_at or self._streams.get(stream_id) is not stream:
+                return
+            self._closed_at[stream_id] = (time.monotonic(), stream.size)
+            self._closed_bytes += stream.size
+            self._expire(time.monotonic())
 
     def read(self, stream_id: str, after: int, timeout: float) -> LogSlice:
         stream = self._get(stream_id)
@@ -106,6 +152,11 @@ class MemoryEventLog(EventLog):
             if len(stream.events) <= after and not stream.closed:
                 stream.changed.wait(timeout)
             return LogSlice(stream.events[after:], stream.closed)
+
+    def last_seq(self, stream_id: str) -> int:
+        stream = self._get(stream_id)
+        with stream.changed:
+            return len(stream.events)
 
     def has(self, stream_id: str) -> bool:
         with self._lock:
@@ -115,6 +166,20 @@ class MemoryEventLog(EventLog):
     def closed(self, stream_id: str) -> bool:
         return self._get(stream_id).closed
 
+    def drop(self, stream_id: str) -> None:
+        """Forget a stream now (a copy nobody reads any more)."""
+        with self._lock:
+            self._streams.pop(stream_id, None)
+            closed = self._closed_at.pop(stream_id, None)
+            if closed is not None:
+                self._closed_bytes -= closed[1]
+
+    @property
+    def closed_bytes(self) -> int:
+        """Bytes of frames held for streams that have ended."""
+        with self._lock:
+            return self._closed_bytes
+
     def _get(self, stream_id: str) -> _Stream:
         with self._lock:
             try:
@@ -123,10 +188,12 @@ class MemoryEventLog(EventLog):
                 raise UnknownStream(stream_id) from None
 
     def _expire(self, now: float) -> None:
-        """Drop logs closed more than the TTL ago (oldest first, so this stops early)."""
+        """Under the lock: drop closed logs past the TTL or over the byte bound, oldest
+        first (so this stops at the first one that stays)."""
         while self._closed_at:
-            stream_id, closed_at = next(iter(self._closed_at.items()))
-            if now - closed_at < self.ttl_seconds:
+            stream_id, (closed_at, size) = next(iter(self._closed_at.items()))
+            if now - closed_at < self.ttl_seconds and self._closed_bytes <= self.max_bytes:
                 return
             del self._closed_at[stream_id]
+            self._closed_bytes -= size
             self._streams.pop(stream_id, None)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..storage import Database, Message
 from ..storage.models import utcnow
-from .event_log import EventLog, UnknownStream
+from .event_log import EventLog, LogUnavailable, UnknownStream
 from .subscribe import stored_done
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ def close_interrupted_log(log: EventLog, message: Message) -> None:
         log.append(message.stream_id, "done", stored_done(message.to_dict()))
     except (UnknownStream, ValueError):
         pass  # expired meanwhile, or closed by its producer after all
+    except LogUnavailable:
+        logger.warning("stream %s ended as interrupted; Redis could not be told",
+                       message.stream_id)
 
 
 def recover_stream(db: Database, log: EventLog, stream_id: str) -> bool:
@@ -94,9 +97,11 @@ class LeaseKeeper:
         self._stopped.set()
 
     def tick(self) -> None:
-        """Renew ours, then end the streams whose producers are gone."""
-        renew_leases(self.db, self.local_streams(), self.lease_seconds)
-        for stream_id in lapsed_streams(self.db):
+        """Renew ours, then end the streams whose producers are gone. A stream of this
+        process is never one of them, even if a stalled loop let its lease lapse."""
+        ours = self.local_streams()
+        renew_leases(self.db, ours, self.lease_seconds)
+        for stream_id in set(lapsed_streams(self.db)) - set(ours):
             recover_stream(self.db, self.log, stream_id)
 
     def _loop(self) -> None:

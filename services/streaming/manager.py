@@ -4,28 +4,43 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..storage import Database
+from .checkpoints import Checkpointer
+from .deadlines import Deadlines
 from .event_log import EventLog
 from .runs import RunSpec, StreamRun
 
 
 class RunManager:
-    """Starts runs, finds them by stream or thread, and cancels them."""
+    """Starts runs, finds them by stream or thread, and cancels them. Its runs share one
+    deadline timer and one checkpointer."""
 
     def __init__(self, log: EventLog, db: Database, checkpoint_seconds: float,
                  lease_seconds: float) -> None:
         self.log = log
         self.db = db
-        self.checkpoint_seconds = checkpoint_seconds
         self.lease_seconds = lease_seconds
+        self.deadlines = Deadlines()
+        self.checkpointer = Checkpointer(db, self.checkpoints, checkpoint_seconds, lease_seconds)
         self._runs: dict[str, StreamRun] = {}
         self._lock = threading.Lock()
+
+    def start_background(self) -> None:
+        self.checkpointer.start()
+
+    def stop_background(self) -> None:
+        self.checkpointer.stop()
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """What the running answers have to store since the last checkpoint."""
+        return [values for run in self._all() if (values := run.checkpoint()) is not None]
 
     def start(self, spec: RunSpec) -> StreamRun:
         """Open the stream's log and start the producer."""
         self.log.open(spec.stream_id)
-        run = StreamRun(spec, self.log, self.db, self.checkpoint_seconds, self.lease_seconds)
+        run = StreamRun(spec, self.log, self.db, self.deadlines, self.lease_seconds)
         with self._lock:
             self._runs[spec.stream_id] = run
         # Under gunicorn's gevent worker, threading is monkey-patched: this is a greenlet.

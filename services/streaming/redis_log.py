@@ -1,13 +1,21 @@
-"""The event log in Redis, so that any worker on any host can serve any stream.
+"""The event log in Redis, so that any worker on any host can serve any stream, with a
+number of Redis connections per process that does not grow with the streams.
 
-Each stream is a Redis Stream `sluice:events:<id>` whose entry ids are `0-<seq>`,
-so a replay is a range read and "after N" is an exclusive range; live tailing is
-a blocking `XREAD` (no polling). A small hash `sluice:meta:<id>` says whether the
-stream has closed. Both keys expire `ttl_seconds` after the stream closes, or
-`open_ttl_seconds` after it opened if nobody ever closes it.
+Each stream is a Redis Stream `sluice:events:<id>` whose entry ids are `0-<seq>`, so
+"after N" is an exclusive range; a small hash `sluice:meta:<id>` says whether it has
+closed. Both expire `ttl_seconds` after the stream closes (or `open_ttl_seconds` after
+it opened, if nobody ever closes it).
 
-Cancellation travels the same way: `RedisCancelBus` publishes a stream id on
-`sluice:cancel`, and every process cancels the run if it is one of its own.
+This process keeps its own streams in memory as well, and its subscribers read them
+from there: no Redis read on the path of a local event. Writes go through one
+`RedisWriter`, which sends whatever has queued up in one pipeline (one round trip for
+many events when they come fast, at once when they do not). An event reaches the
+local copy only once Redis has it, so whatever any client has seen survives a crash
+of this process, and the stream that recovery closes goes on from there, gapless. Streams produced
+elsewhere are copied into memory by one `RedisTail` per process, a single blocking
+`XREAD` over every such stream that someone here is reading. Commands share a small
+bounded pool; with the tail and the cancel bus, a process holds a handful of
+connections however many streams it serves.
 """
 from __future__ import annotations
 
@@ -20,95 +28,157 @@ from typing import Any
 import redis
 
 from ..sse import encode_event
-from .event_log import FINAL_EVENT, EventLog, LogSlice, StreamEvent, UnknownStream
+from .event_log import (FINAL_EVENT, EventLog, LogSlice, LogUnavailable, MemoryEventLog,
+                        StreamEvent, UnknownStream)
+from .redis_io import REDIS_ERRORS, RedisTail, RedisWriter, events_key, meta_key, parse_entry
 
 logger = logging.getLogger(__name__)
 
-BATCH = 500  # events per read: bounds what one subscriber holds at once
+BATCH = 500  # events per range read
 CANCEL_CHANNEL = "sluice:cancel"
-
-
-def _events_key(stream_id: str) -> str:
-    return f"sluice:events:{stream_id}"
-
-
-def _meta_key(stream_id: str) -> str:
-    return f"sluice:meta:{stream_id}"
-
-
-def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEvent:
-    seq = int(entry_id.split(b"-")[1])
-    return StreamEvent(seq, fields[b"t"].decode(), fields[b"f"])
+# Local copies of streams live in Redis only as long as someone here may resume them
+# soon: Redis keeps the durable copy for the full TTL.
+LOCAL_TTL_SECONDS = 60.0
 
 
 class RedisEventLog(EventLog):
-    def __init__(self, client: redis.Redis, ttl_seconds: float,
-                 open_ttl_seconds: float = 24 * 3600) -> None:
+    def __init__(self, client: redis.Redis, reader: redis.Redis, ttl_seconds: float,
+                 open_ttl_seconds: float = 24 * 3600,
+                 local_max_bytes: int = 64 * 1024 * 1024) -> None:
         self.client = client
         self.ttl = max(1, int(ttl_seconds))
         self.open_ttl = max(self.ttl, int(open_ttl_seconds))
-        self._last_seq: dict[str, int] = {}  # streams this process writes
+        self.local = MemoryEventLog(min(ttl_seconds, LOCAL_TTL_SECONDS), local_max_bytes)
+        self._own: dict[str, int] = {}  # streams this process produces -> last seq
         self._lock = threading.Lock()
+        self.writer = RedisWriter(client)
+        self.tail = RedisTail(reader, client, self._copy_in, self.local.drop)
+
+    def start(self) -> None:
+        self.writer.start()
+        self.tail.start()
+
+    def stop(self) -> None:
+        self.writer.stop()
+        self.tail.stop()
+
+    def available(self) -> bool:
+        """Whether Redis answers now (one PING); checked before a request stores anything,
+        so that a request fails cleanly rather than store a message it cannot stream."""
+        try:
+            self.client.ping()
+            return True
+        except REDIS_ERRORS:
+            return False
+
+    # --- streams this process produces ------------------------------------------------
 
     def open(self, stream_id: str) -> None:
-        pipe = self.client.pipeline()
-        pipe.hset(_meta_key(stream_id), "closed", 0)
-        pipe.expire(_meta_key(stream_id), self.open_ttl)
-        pipe.execute()
+        self.local.open(stream_id)
         with self._lock:
-            self._last_seq[stream_id] = 0
-
-    def _next_seq(self, stream_id: str) -> int:
-        with self._lock:
-            known = self._last_seq.get(stream_id)
-        if known is None:  # not ours (closing a stream whose producer is gone)
-            last = self.client.xrevrange(_events_key(stream_id), count=1)
-            known = _event(*last[0]).seq if last else 0
-        return known + 1
+            self._own[stream_id] = 0
+        self.writer.send(lambda pipe: (pipe.hset(meta_key(stream_id), "closed", 0),
+                                       pipe.expire(meta_key(stream_id), self.open_ttl)))
 
     def append(self, stream_id: str, event_type: str, payload: dict[str, Any]) -> StreamEvent:
-        seq = self._next_seq(stream_id)
-        frame = encode_event(seq, event_type, payload)
-        pipe = self.client.pipeline()
-        # An explicit id that is not above the last one fails: two writers cannot interleave.
-        pipe.xadd(_events_key(stream_id), {"t": event_type, "f": frame}, id=f"0-{seq}")
-        if event_type == FINAL_EVENT:
-            pipe.hset(_meta_key(stream_id), "closed", 1)
-            pipe.expire(_meta_key(stream_id), self.ttl)
-            pipe.expire(_events_key(stream_id), self.ttl)
-        elif seq == 1:
-            pipe.expire(_events_key(stream_id), self.open_ttl)
-        pipe.execute()
+        final = event_type == FINAL_EVENT
         with self._lock:
-            if event_type == FINAL_EVENT:
-                self._last_seq.pop(stream_id, None)
-            elif stream_id in self._last_seq:
-                self._last_seq[stream_id] = seq
-        return StreamEvent(seq, event_type, frame)
+            last = self._own.get(stream_id)
+            if last is not None:
+                if final:
+                    del self._own[stream_id]
+                else:
+                    self._own[stream_id] = last + 1
+        if last is None:
+            if self.local.has(stream_id) and self.local.closed(stream_id):
+                raise ValueError(f"stream {stream_id} is closed")
+            return self._append_elsewhere(stream_id, event_type, payload)
+        event = StreamEvent(last + 1, event_type, encode_event(last + 1, event_type, payload))
+        self.writer.send(lambda pipe: self._write(pipe, stream_id, event, final),
+                         then=lambda: self._copy_in(stream_id, [event]))
+        return event
+
+    def _write(self, pipe: Any, stream_id: str, event: StreamEvent, final: bool) -> None:
+        key = events_key(stream_id)
+        # An explicit id that is not above the last one fails: two writers cannot interleave.
+        pipe.xadd(key, {"t": event.type, "f": event.frame}, id=f"0-{event.seq}")
+        if final:
+            pipe.hset(meta_key(stream_id), "closed", 1)
+            pipe.expire(meta_key(stream_id), self.ttl)
+            pipe.expire(key, self.ttl)
+        elif event.seq == 1:
+            pipe.expire(key, self.open_ttl)
+
+    def _append_elsewhere(self, stream_id: str, event_type: str,
+                          payload: dict[str, Any]) -> StreamEvent:
+        """Close a stream whose producer is gone (crash recovery): rare, so direct."""
+        try:
+            last = self.client.xrevrange(events_key(stream_id), count=1)
+            seq = (parse_entry(*last[0]).seq if last else 0) + 1
+            event = StreamEvent(seq, event_type, encode_event(seq, event_type, payload))
+            pipe = self.client.pipeline()
+            self._write(pipe, stream_id, event, event_type == FINAL_EVENT)
+            pipe.execute()
+        except redis.ResponseError as exc:
+            raise ValueError(f"stream {stream_id} moved on meanwhile: {exc}") from exc
+        except REDIS_ERRORS as exc:
+            raise LogUnavailable(str(exc)) from exc
+        return event
+
+    # --- reading any stream -------------------------------------------------------------
 
     def read(self, stream_id: str, after: int, timeout: float) -> LogSlice:
-        key = _events_key(stream_id)
-        entries = self.client.xrange(key, min=f"(0-{after}", max="+", count=BATCH)
-        if not entries:
-            closed = self.client.hget(_meta_key(stream_id), "closed")
-            if closed is None:
-                raise UnknownStream(stream_id)
-            if closed == b"1":
-                # `closed` is set in the same transaction as the final event, which
-                # may have landed just after the range read above: read it again.
-                entries = self.client.xrange(key, min=f"(0-{after}", max="+", count=BATCH)
-                return LogSlice([_event(*entry) for entry in entries], True)
-            found = self.client.xread({key: f"0-{after}"}, count=BATCH,
-                                      block=max(1, int(timeout * 1000)))
-            entries = found[0][1] if found else []
-        events = [_event(entry_id, fields) for entry_id, fields in entries]
-        return LogSlice(events, bool(events) and events[-1].type == FINAL_EVENT)
+        if not self.local.has(stream_id):
+            self._copy_from_redis(stream_id)
+        self.tail.touch(stream_id)
+        return self.local.read(stream_id, after, timeout)
 
     def has(self, stream_id: str) -> bool:
-        return bool(self.client.exists(_meta_key(stream_id)))
+        if self.local.has(stream_id):
+            return True
+        try:
+            return bool(self.client.exists(meta_key(stream_id)))
+        except REDIS_ERRORS as exc:
+            raise LogUnavailable(str(exc)) from exc
 
     def closed(self, stream_id: str) -> bool:
-        return self.client.hget(_meta_key(stream_id), "closed") == b"1"
+        if self.local.has(stream_id):
+            return self.local.closed(stream_id)
+        try:
+            return self.client.hget(meta_key(stream_id), "closed") == b"1"
+        except REDIS_ERRORS as exc:
+            raise LogUnavailable(str(exc)) from exc
+
+    def _copy_from_redis(self, stream_id: str) -> None:
+        """Start a local copy of a stream produced elsewhere: what Redis has now, then
+        the tail keeps it up to date while it is open."""
+        try:
+            events: list[StreamEvent] = []
+            while True:
+                entries = self.client.xrange(events_key(stream_id),
+                                             min=f"(0-{events[-1].seq if events else 0}",
+                                             max="+", count=BATCH)
+                events += [parse_entry(*entry) for entry in entries]
+                if len(entries) < BATCH:
+                    break
+            closed = self.client.hget(meta_key(stream_id), "closed")
+        except REDIS_ERRORS as exc:
+            raise LogUnavailable(str(exc)) from exc
+        if closed is None and not events:
+            raise UnknownStream(stream_id)
+        if not self.local.has(stream_id):
+            self.local.open(stream_id)
+        self.local.insert(stream_id, events)
+        if not self.local.closed(stream_id):
+            self.tail.follow(stream_id, self.local.last_seq(stream_id))
+
+    def _copy_in(self, stream_id: str, events: list[StreamEvent]) -> bool:
+        """From the tail: events of a copied stream; False once nobody needs it."""
+        try:
+            self.local.insert(stream_id, events)
+            return not self.local.closed(stream_id)
+        except UnknownStream:
+            return False
 
 
 class RedisCancelBus:
@@ -124,7 +194,10 @@ class RedisCancelBus:
         self._ready = threading.Event()
 
     def publish(self, stream_id: str) -> None:
-        self.client.publish(CANCEL_CHANNEL, stream_id)
+        try:
+            self.client.publish(CANCEL_CHANNEL, stream_id)
+        except REDIS_ERRORS as exc:
+            raise LogUnavailable(str(exc)) from exc
 
     def start(self) -> None:
         threading.Thread(target=self._listen, daemon=True, name="sluice-cancel-bus").start()

@@ -42,7 +42,9 @@ def stream_frames(session: Session, stream_id: str, after: int) -> Iterator[byte
     answer is then `204`, which tells an `EventSource` to stop reconnecting.
     """
     core = streaming()
-    message = _stored_message(session, stream_id)
+    stored = _stored_message(session, stream_id).to_dict()
+    # The response may stream for minutes: give its database connection back now.
+    session.close()
     if core.log.has(stream_id):
         try:
             if core.log.closed(stream_id) and not core.log.read(stream_id, after, 1).events:
@@ -50,9 +52,8 @@ def stream_frames(session: Session, stream_id: str, after: int) -> Iterator[byte
             return to_client(follow(core.log, stream_id, after, core.ping_seconds))
         except UnknownStream:
             pass  # expired just now: storage has it
-    if message.status == "streaming":
+    if stored["status"] == "streaming":
         return to_client(_await_producer(core, stream_id, after))
-    stored = message.to_dict()
     if after == stored_event_count(stored):
         return None
     return replay_stored(stored, after)

@@ -1,8 +1,8 @@
 """Runs: one model answer being produced, independent of any HTTP response.
 
 A `StreamRun`'s producer (a thread; a greenlet under gunicorn's gevent worker)
-calls the provider, appends every event to the stream's log and checkpoints the
-answer to the database by time. Responses only subscribe to the log, so a client
+calls the provider and appends every event to the stream's log; the process's
+checkpointer stores the text of all its runs together, once an interval. Responses only subscribe to the log, so a client
 that goes away changes nothing, and only `cancel` stops the answer.
 
 Until the answer's first visible output (text, reasoning or a tool call) a
@@ -28,8 +28,9 @@ from ..providers.errors import ProviderError, ProviderTimeoutError
 from ..storage import Database, Message
 from ..storage.safe_text import storable
 from .attempts import backoff_delay, stream_from_completion
+from .deadlines import Deadline, Deadlines
 from .event_log import EventLog
-from .leases import INTERRUPTED, lease_until
+from .leases import INTERRUPTED
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +66,12 @@ def _failed(exc: ProviderError) -> Outcome:
 class StreamRun:
     """Produces one answer into the event log and the assistant message."""
 
-    def __init__(self, spec: RunSpec, log: EventLog, db: Database,
-                 checkpoint_seconds: float, lease_seconds: float) -> None:
+    def __init__(self, spec: RunSpec, log: EventLog, db: Database, deadlines: Deadlines,
+                 lease_seconds: float) -> None:
         self.spec = spec
         self.log = log
         self.db = db
-        self.checkpoint_seconds = checkpoint_seconds
+        self.deadlines = deadlines
         self.lease_seconds = lease_seconds
         self.finished = threading.Event()
         self._cancelled = threading.Event()
@@ -80,7 +81,7 @@ class StreamRun:
         self._lock = threading.Lock()
         self._upstream: ProviderStream | None = None
         self._first_token_expired = False  # for the current attempt
-        self._first_token_timer: threading.Timer | None = None
+        self._first_token_deadline: Deadline | None = None
         self._model = spec.candidates[0]
         self._started_event = False
         self._text: list[str] = []
@@ -90,7 +91,7 @@ class StreamRun:
         self._finish_reason: str | None = None
         self._started = time.monotonic()
         self._first_output_at: float | None = None
-        self._last_checkpoint = self._started
+        self._checkpointed = (0, 0)  # text and reasoning pieces stored so far
 
     # --- control, from any thread ---------------------------------------------------
 
@@ -127,9 +128,8 @@ class StreamRun:
 
     def run(self) -> None:
         """The producer's body; always ends the stream with exactly one `done`."""
-        total = threading.Timer(self._model.settings.timeouts.total, self._expire_total)
-        total.daemon = True
-        total.start()
+        total = self.deadlines.call_later(self._model.settings.timeouts.total,
+                                          self._expire_total)
         try:
             outcome = self._generate()
         except Exception:  # a bug must not leave the message "streaming" forever
@@ -137,7 +137,7 @@ class StreamRun:
             outcome = Outcome("error", "error", {"code": "internal_error", "retryable": False,
                                                  "message": "Sluice failed while streaming."})
         finally:
-            total.cancel()
+            self.deadlines.cancel(total)
         try:
             self._finish(outcome)
         finally:
@@ -204,14 +204,12 @@ class StreamRun:
 
     def _arm_first_token_timer(self, seconds: float) -> None:
         if self._first_output_at is None:
-            self._first_token_timer = threading.Timer(seconds, self._expire_first_token)
-            self._first_token_timer.daemon = True
-            self._first_token_timer.start()
+            self._first_token_deadline = self.deadlines.call_later(seconds,
+                                                                   self._expire_first_token)
 
     def _disarm_first_token_timer(self) -> None:
-        if self._first_token_timer is not None:
-            self._first_token_timer.cancel()
-            self._first_token_timer = None
+        self.deadlines.cancel(self._first_token_deadline)
+        self._first_token_deadline = None
 
     # --- events ---------------------------------------------------------------------
 
@@ -238,8 +236,6 @@ class StreamRun:
         self._mark_output()
         parts.append(text)
         self.log.append(self.spec.stream_id, event_type, {"content": text})
-        if time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds:
-            self._checkpoint()
 
     def _mark_output(self) -> None:
         """The first visible output: from here on the answer is committed to this model."""
@@ -263,15 +259,15 @@ class StreamRun:
 
     # --- storage --------------------------------------------------------------------
 
-    def _checkpoint(self) -> None:
-        """Store the text so far, so a crash loses at most one interval of it."""
-        self._last_checkpoint = time.monotonic()
-        try:
-            self._store(content="".join(self._text), model=self._model.id,
-                        reasoning="".join(self._reasoning) or None,
-                        lease_expires_at=lease_until(self.lease_seconds))
-        except SQLAlchemyError:
-            logger.exception("checkpoint of stream %s failed; will retry", self.spec.stream_id)
+    def checkpoint(self) -> dict[str, Any] | None:
+        """The text so far, for the process's grouped checkpoint (checkpoints.py), if it
+        has grown since the last one; a crash then loses at most one interval of it."""
+        size = (len(self._text), len(self._reasoning))
+        if size == self._checkpointed or self.finished.is_set():
+            return None
+        self._checkpointed = size
+        return {"message_id": self.spec.message_id, "content": "".join(self._text),
+                "reasoning": "".join(self._reasoning) or None, "model": self._model.id}
 
     def _store(self, **values: Any) -> None:
         with self.db.transaction() as session:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..sse import PING, encode_event
-from .event_log import FINAL_EVENT, EventLog
+from .event_log import FINAL_EVENT, EventLog, LogUnavailable
 
 
 def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> Iterator[bytes]:
@@ -19,7 +19,10 @@ def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> It
     closes this generator; the run itself is not affected.
     """
     while True:
-        page = log.read(stream_id, after, timeout=ping_seconds)
+        try:
+            page = log.read(stream_id, after, timeout=ping_seconds)
+        except LogUnavailable:
+            return  # Redis is away: end here; the client resumes from `after` later
         if page.events:
             after = page.events[-1].seq
             yield b"".join(event.frame for event in page.events)
