@@ -48,5 +48,7 @@ test: $(VENV)/.dev services
 clean:
 	rm -rf $(VENV) .pytest_cache
 
+# Sluice beside a direct connection and nginx, memory and Redis modes (about 5 minutes;
+# BENCH_ARGS=--quick for about one). Uses the redis-server and nginx of `make services`.
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench.streams $(BENCH_ARGS)
+	$(BIN)/python -m bench.compare $(BENCH_ARGS)

@@ -1,7 +1,10 @@
 """Benchmark: what one gunicorn + gevent worker costs per open stream, and how much
 latency Sluice adds between a provider's token and the client.
 
-    make bench                      # or: .venv/bin/python -m bench.streams --streams 300
+    .venv/bin/python -m bench.streams --streams 300
+
+(`make bench` runs the fuller comparison in bench/compare.py, which measures
+memory per open stream too; this older script stays for its per-token latency.)
 
 Everything runs on 127.0.0.1: a Sluice on real gunicorn (one gevent worker,
 SQLite), and a local OpenAI-style upstream that stamps each token with the time
