@@ -44,7 +44,7 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "SLUICE_EVENT_TTL_SECONDS": 900.0,
         # Finished streams' events kept in a process's memory, at most (oldest dropped
         # first; a resume of a dropped one is answered from storage).
-        "SLUICE_EVENT_LOG_MAX_BYTES": 64 * 1024 * 1024,
+        "SLUICE_EVENT_LOG_MAX_BYTES": 8 * 1024 * 1024,
         # Redis connections a process's commands share (its stream tail and cancel
         # bus hold one more each), however many streams it serves.
         "SLUICE_REDIS_CONNECTIONS": 4,

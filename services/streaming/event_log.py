@@ -20,9 +20,12 @@ from ..errors import ApiError
 from ..sse import encode_event
 
 FINAL_EVENT = "done"
+# What an event costs in memory besides its frame's bytes (the objects around it), so
+# that a byte bound on the log bounds the memory it holds.
+EVENT_OVERHEAD = 120
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamEvent:
     seq: int
     type: str
@@ -86,7 +89,7 @@ class _Stream:
     events: list[StreamEvent] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
-    size: int = 0  # bytes of its frames
+    size: int = 0  # bytes it holds: its frames, and what each event costs around them
 
 
 class MemoryEventLog(EventLog):
@@ -94,7 +97,7 @@ class MemoryEventLog(EventLog):
     close, or sooner, oldest first, while closed streams hold more than `max_bytes`
     of frames together; a later resume is answered from storage."""
 
-    def __init__(self, ttl_seconds: float, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, ttl_seconds: float, max_bytes: int = 8 * 1024 * 1024) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_bytes = max_bytes
         self._streams: dict[str, _Stream] = {}
@@ -134,7 +137,7 @@ class MemoryEventLog(EventLog):
     def _add(stream: _Stream, event: StreamEvent) -> None:
         """Under the stream's lock."""
         stream.events.append(event)
-        stream.size += len(event.frame)
+        stream.size += len(event.frame) + EVENT_OVERHEAD
         stream.closed = event.type == FINAL_EVENT
         stream.changed.notify_all()
 

@@ -65,6 +65,7 @@ class RedisWriter:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.healthy = True
+        self.last_success = 0.0  # monotonic time of the last batch Redis took
         self._queue: deque[tuple[Write, Then]] = deque()
         self._ready = threading.Condition()
         self._stopped = threading.Event()
@@ -121,6 +122,7 @@ class RedisWriter:
             if not self.healthy:
                 logger.info("Redis writes are going through again")
             self.healthy = True
+            self.last_success = time.monotonic()
             backoff.reset()
             for _, then in batch:
                 if then is not None:

@@ -54,6 +54,7 @@ class Outcome:
     error: dict[str, Any] | None = None
 
 
+_MESSAGES = Message.__table__
 CANCELLED = Outcome("cancelled", "cancelled")
 INTERRUPTED_OUTCOME = Outcome("interrupted", "error", INTERRUPTED)
 
@@ -270,9 +271,10 @@ class StreamRun:
                 "reasoning": "".join(self._reasoning) or None, "model": self._model.id}
 
     def _store(self, **values: Any) -> None:
-        with self.db.transaction() as session:
-            session.execute(update(Message).where(Message.id == self.spec.message_id)
-                            .values(**values))
+        # A Core statement on one connection: no ORM session on the path of every end.
+        with self.db.engine.begin() as connection:
+            connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == self.spec.message_id)
+                               .values(**values))
 
     def _metrics(self) -> dict[str, Any]:
         now = time.monotonic()
