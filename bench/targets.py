@@ -25,7 +25,7 @@ import requests
 
 from bench import procs
 from tests.live_server import ROOT, LiveServer, free_port
-from tests.services import RedisServer
+from tests.services import NginxServer, RedisServer
 
 # The last line of a traceback: "redis.exceptions.ConnectionError: Too many connections".
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Timeout|Exit)\b(:|$)")
@@ -75,42 +75,9 @@ def _readline(process: subprocess.Popen[str], timeout: float) -> str:
         return ""
 
 
-class Nginx:
-    """nginx serving the shipped deploy/nginx.conf, proxying to the fake upstream.
-
-    Only the ports change, as in tests/services.py; the surrounding config allows
-    enough connections for 500 proxied streams (two sockets each).
-    """
-
-    def __init__(self, upstream_port: int, connections: int) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="sluice-bench-nginx-"))
-        self.port = free_port()
-        site = (ROOT / "deploy" / "nginx.conf").read_text()
-        for shipped, here in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
-                              ("listen 80;", f"listen 127.0.0.1:{self.port};")):
-            if shipped not in site:
-                raise RuntimeError(f"deploy/nginx.conf no longer has {shipped!r}")
-            site = site.replace(shipped, here)
-        (self.dir / "site.conf").write_text(site)
-        temp = " ".join(f"{kind}_temp_path {self.dir}/{kind};"
-                        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        (self.dir / "nginx.conf").write_text(
-            f"worker_processes 1;\npid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log;\n"
-            f"worker_rlimit_nofile {connections * 2};\n"
-            f"events {{ worker_connections {connections}; }}\n"
-            f"http {{ access_log {self.dir}/access.log; {temp}\n"
-            f"       include {self.dir}/site.conf; }}\n")
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.process = subprocess.Popen(
-            [nginx, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while not procs.children(self.process.pid):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise RuntimeError("nginx did not start")
-            time.sleep(0.05)
-        time.sleep(0.2)
+class Nginx(NginxServer):
+    """nginx serving the shipped deploy/nginx.conf, proxying to the fake upstream, with
+    enough connections for 500 proxied streams (two sockets each)."""
 
     def pids(self) -> list[int]:
         return [self.process.pid, *procs.children(self.process.pid)]
@@ -118,10 +85,6 @@ class Nginx:
     def worker(self) -> int | None:
         found = procs.children(self.process.pid)
         return found[0] if found else None
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass

@@ -129,7 +129,7 @@ class PostgresServer:
 class NginxServer:
     """nginx running `deploy/nginx.conf` as shipped, only its ports changed."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, connections: int = 256) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sluice-nginx-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -144,7 +144,8 @@ class NginxServer:
                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         (self.dir / "nginx.conf").write_text(
             f"worker_processes 1;\npid {self.dir}/nginx.pid;\n"
-            f"error_log {self.dir}/error.log info;\nevents {{ worker_connections 256; }}\n"
+            f"error_log {self.dir}/error.log info;\nworker_rlimit_nofile {connections * 2};\n"
+            f"events {{ worker_connections {connections}; }}\n"
             f"http {{ access_log {self.dir}/access.log; {temp}\n"
             f"       include {self.dir}/sluice.conf; }}\n")
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
