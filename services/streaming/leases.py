@@ -1,7 +1,7 @@
 """Crash recovery: a streaming message is leased by its producer's process.
 
-The process renews the leases of its runs every few seconds (and with each
-checkpoint). If the process dies, its leases lapse; then any process may end the
+The process renews the leases of its runs with each grouped checkpoint
+(checkpoints.py). If the process dies, its leases lapse; then any process may end the
 message as `interrupted`, keeping the text checkpointed so far, and close the
 stream's log with `error` and `done`, so that nothing stays "streaming" forever.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -28,16 +28,6 @@ INTERRUPTED = {"code": "interrupted", "retryable": True,
 
 def lease_until(seconds: float) -> datetime:
     return utcnow() + timedelta(seconds=seconds)
-
-
-def renew_leases(db: Database, stream_ids: Iterable[str], seconds: float) -> None:
-    """Extend the leases of these streams (those still streaming)."""
-    ids = list(stream_ids)
-    if ids:
-        with db.transaction() as session:
-            session.execute(update(Message)
-                            .where(Message.stream_id.in_(ids), Message.status == "streaming")
-                            .values(lease_expires_at=lease_until(seconds)))
 
 
 def close_interrupted_log(log: EventLog, message: Message) -> None:
@@ -80,7 +70,8 @@ def lapsed_streams(db: Database, limit: int = 100) -> list[str]:
 
 
 class LeaseKeeper:
-    """One per process: renews the leases of local runs and recovers lapsed streams."""
+    """One per process: recovers the streams whose producers are gone. (The leases of
+    this process's own runs are renewed with its grouped checkpoints.)"""
 
     def __init__(self, db: Database, log: EventLog, local_streams: Callable[[], list[str]],
                  lease_seconds: float) -> None:
@@ -97,11 +88,10 @@ class LeaseKeeper:
         self._stopped.set()
 
     def tick(self) -> None:
-        """Renew ours, then end the streams whose producers are gone. A stream of this
-        process is never one of them, even if a stalled loop let its lease lapse."""
-        ours = self.local_streams()
-        renew_leases(self.db, ours, self.lease_seconds)
-        for stream_id in set(lapsed_streams(self.db)) - set(ours):
+        """End the streams whose producers are gone. A stream of this process is never
+        one of them, even if a stalled loop let its lease lapse."""
+        ours = set(self.local_streams())
+        for stream_id in set(lapsed_streams(self.db)) - ours:
             recover_stream(self.db, self.log, stream_id)
 
     def _loop(self) -> None:

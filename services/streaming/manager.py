@@ -23,7 +23,8 @@ class RunManager:
         self.db = db
         self.lease_seconds = lease_seconds
         self.deadlines = Deadlines()
-        self.checkpointer = Checkpointer(db, self.checkpoints, checkpoint_seconds, lease_seconds)
+        self.checkpointer = Checkpointer(db, self.checkpoints, self.stream_ids,
+                                         checkpoint_seconds, lease_seconds)
         self._runs: dict[str, StreamRun] = {}
         self._lock = threading.Lock()
 

@@ -2,8 +2,9 @@
 
 A `StreamRun`'s producer (a thread; a greenlet under gunicorn's gevent worker)
 calls the provider and appends every event to the stream's log; the process's
-checkpointer stores the text of all its runs together, once an interval. Responses only subscribe to the log, so a client
-that goes away changes nothing, and only `cancel` stops the answer.
+checkpointer stores the text of all its runs together, once an interval.
+Responses only subscribe to the log, so a client that goes away changes nothing,
+and only `cancel` stops the answer.
 
 Until the answer's first visible output (text, reasoning or a tool call) a
 failing model is retried with backoff, then its fallbacks are tried in order;
