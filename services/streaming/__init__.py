@@ -35,8 +35,9 @@ def init_app(app: Flask) -> None:
     if config["REDIS_URL"]:
         # Commands share a small pool, whatever the number of streams: a request waits
         # for a free connection rather than opening one more.
-        client = redis.Redis(connection_pool=_redis_pool(
-            config["REDIS_URL"], max_connections=config["SLUICE_REDIS_CONNECTIONS"]))
+        client = _redis_client(config["REDIS_URL"],
+                               max_connections=config["SLUICE_REDIS_CONNECTIONS"], timeout=5,
+                               socket_connect_timeout=2, socket_timeout=5)
         # The tail blocks in XREAD for up to BLOCK_MS: reads may take that long.
         reader = _redis_client(config["REDIS_URL"], socket_connect_timeout=2,
                                socket_timeout=RedisTail.BLOCK_MS / 1000 + 10)
@@ -70,17 +71,15 @@ def _connection_name() -> str:
     return f"sluice-{os.getpid()}"
 
 
-def _redis_pool(url: str, **options: Any) -> redis.BlockingConnectionPool:
+def _redis_client(url: str, max_connections: int | None = None,
+                  **options: Any) -> redis.Redis:
+    """A client for `url`; with `max_connections`, on a pool that waits for a free
+    connection (up to `timeout` seconds) rather than opening one more."""
+    options["client_name"] = _connection_name()
     try:
-        return redis.BlockingConnectionPool.from_url(
-            url, timeout=5, socket_connect_timeout=2, socket_timeout=5,
-            client_name=_connection_name(), **options)
-    except ValueError as exc:
-        raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from None
-
-
-def _redis_client(url: str, **options: Any) -> redis.Redis:
-    try:
-        return redis.Redis.from_url(url, client_name=_connection_name(), **options)
+        if max_connections is None:
+            return redis.Redis.from_url(url, **options)
+        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, **options))
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from None

@@ -8,19 +8,15 @@ two such transactions (a lease renewal beside a checkpoint) took the same rows'
 locks in different orders, and PostgreSQL found deadlocks."""
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..storage import Database, Message
 from ..storage.models import utcnow
 from .leases import lease_until
-
-logger = logging.getLogger(__name__)
+from .periodic import Periodic
 
 # Only rows still streaming: a run that has just stored its end must not be
 # overwritten by the text this checkpoint collected a moment before.
@@ -29,30 +25,25 @@ _CHECKPOINT = (update(_MESSAGES)
                .where(_MESSAGES.c.id == bindparam("message_id"),
                       _MESSAGES.c.status == "streaming")
                .values(content=bindparam("content"), reasoning=bindparam("reasoning"),
-                       model=bindparam("model"), lease_expires_at=bindparam("lease"),
-                       updated_at=bindparam("now")))
+                       model=bindparam("model"), updated_at=bindparam("now")))
 
 
-class Checkpointer:
+class Checkpointer(Periodic):
     """One per process; `collect()` gives the changed runs' values (see
     `StreamRun.checkpoint`), `local_streams()` the streams whose leases to renew."""
+
+    name = "sluice-checkpoints"
+    failure = "checkpoint failed; the next one will carry the text"
 
     def __init__(self, db: Database, collect: Callable[[], list[dict[str, Any]]],
                  local_streams: Callable[[], list[str]], checkpoint_seconds: float,
                  lease_seconds: float) -> None:
+        # Often enough for both: a lease is renewed three times before it lapses.
+        super().__init__(min(checkpoint_seconds, lease_seconds / 3))
         self.db = db
         self.collect = collect
         self.local_streams = local_streams
-        # Often enough for both: a lease is renewed three times before it lapses.
-        self.interval = min(checkpoint_seconds, lease_seconds / 3)
         self.lease_seconds = lease_seconds
-        self._stopped = threading.Event()
-
-    def start(self) -> None:
-        threading.Thread(target=self._loop, daemon=True, name="sluice-checkpoints").start()
-
-    def stop(self) -> None:
-        self._stopped.set()
 
     def tick(self) -> int:
         """Store what changed and renew every lease; returns how many texts were written."""
@@ -60,9 +51,9 @@ class Checkpointer:
         rows = sorted(self.collect(), key=lambda row: row["message_id"])
         if not streams and not rows:
             return 0
-        lease, now = lease_until(self.lease_seconds), utcnow()
+        now = utcnow()
         for row in rows:
-            row["lease"], row["now"] = lease, now
+            row["now"] = now
         with self.db.transaction() as session:
             connection = session.connection()
             if rows:
@@ -71,12 +62,5 @@ class Checkpointer:
                 connection.execute(update(_MESSAGES)
                                    .where(_MESSAGES.c.stream_id.in_(streams),
                                           _MESSAGES.c.status == "streaming")
-                                   .values(lease_expires_at=lease))
+                                   .values(lease_expires_at=lease_until(self.lease_seconds)))
         return len(rows)
-
-    def _loop(self) -> None:
-        while not self._stopped.wait(self.interval):
-            try:
-                self.tick()
-            except SQLAlchemyError:
-                logger.exception("checkpoint failed; the next one will carry the text")

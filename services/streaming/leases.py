@@ -8,16 +8,15 @@ stream's log with `error` and `done`, so that nothing stays "streaming" forever.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..storage import Database, Message
 from ..storage.models import utcnow
 from .event_log import EventLog, LogUnavailable, UnknownStream
+from .periodic import Periodic
 from .subscribe import stored_done
 
 logger = logging.getLogger(__name__)
@@ -69,23 +68,19 @@ def lapsed_streams(db: Database, limit: int = 100) -> list[str]:
             .limit(limit)))
 
 
-class LeaseKeeper:
+class LeaseKeeper(Periodic):
     """One per process: recovers the streams whose producers are gone. (The leases of
     this process's own runs are renewed with its grouped checkpoints.)"""
 
+    name = "sluice-leases"
+    failure = "lease upkeep failed; will try again"
+
     def __init__(self, db: Database, log: EventLog, local_streams: Callable[[], list[str]],
                  lease_seconds: float) -> None:
+        super().__init__(lease_seconds / 3)
         self.db = db
         self.log = log
         self.local_streams = local_streams
-        self.lease_seconds = lease_seconds
-        self._stopped = threading.Event()
-
-    def start(self) -> None:
-        threading.Thread(target=self._loop, daemon=True, name="sluice-leases").start()
-
-    def stop(self) -> None:
-        self._stopped.set()
 
     def tick(self) -> None:
         """End the streams whose producers are gone. A stream of this process is never
@@ -93,10 +88,3 @@ class LeaseKeeper:
         ours = set(self.local_streams())
         for stream_id in set(lapsed_streams(self.db)) - ours:
             recover_stream(self.db, self.log, stream_id)
-
-    def _loop(self) -> None:
-        while not self._stopped.wait(self.lease_seconds / 3):
-            try:
-                self.tick()
-            except SQLAlchemyError:
-                logger.exception("lease upkeep failed; will try again")

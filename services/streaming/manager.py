@@ -21,7 +21,6 @@ class RunManager:
                  lease_seconds: float) -> None:
         self.log = log
         self.db = db
-        self.lease_seconds = lease_seconds
         self.deadlines = Deadlines()
         self.checkpointer = Checkpointer(db, self.checkpoints, self.stream_ids,
                                          checkpoint_seconds, lease_seconds)
@@ -41,7 +40,7 @@ class RunManager:
     def start(self, spec: RunSpec) -> StreamRun:
         """Open the stream's log and start the producer."""
         self.log.open(spec.stream_id)
-        run = StreamRun(spec, self.log, self.db, self.deadlines, self.lease_seconds)
+        run = StreamRun(spec, self.log, self.db, self.deadlines)
         with self._lock:
             self._runs[spec.stream_id] = run
         # Under gunicorn's gevent worker, threading is monkey-patched: this is a greenlet.

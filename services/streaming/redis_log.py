@@ -131,10 +131,12 @@ class RedisEventLog(EventLog):
     # --- reading any stream -------------------------------------------------------------
 
     def read(self, stream_id: str, after: int, timeout: float) -> LogSlice:
-        if not self.local.has(stream_id):
-            self._copy_from_redis(stream_id)
         self.tail.touch(stream_id)
-        return self.local.read(stream_id, after, timeout)
+        try:
+            return self.local.read(stream_id, after, timeout)
+        except UnknownStream:  # produced elsewhere, and not copied here yet
+            self._copy_from_redis(stream_id)
+            return self.local.read(stream_id, after, timeout)
 
     def has(self, stream_id: str) -> bool:
         if self.local.has(stream_id):

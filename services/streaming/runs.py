@@ -68,13 +68,12 @@ def _failed(exc: ProviderError) -> Outcome:
 class StreamRun:
     """Produces one answer into the event log and the assistant message."""
 
-    def __init__(self, spec: RunSpec, log: EventLog, db: Database, deadlines: Deadlines,
-                 lease_seconds: float) -> None:
+    def __init__(self, spec: RunSpec, log: EventLog, db: Database,
+                 deadlines: Deadlines) -> None:
         self.spec = spec
         self.log = log
         self.db = db
         self.deadlines = deadlines
-        self.lease_seconds = lease_seconds
         self.finished = threading.Event()
         self._cancelled = threading.Event()
         self._interrupted = threading.Event()  # the server is shutting down

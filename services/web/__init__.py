@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .body import MAX_JSON_DEPTH, read_json_body
+from .body import read_json_body
 from .guards import install_guards
 from .params import ascii_int, install_id_converter
 
-__all__ = ["MAX_JSON_DEPTH", "ascii_int", "init_app", "read_json_body"]
+__all__ = ["ascii_int", "init_app", "read_json_body"]
 
 
 def init_app(app: Flask) -> None:

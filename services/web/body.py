@@ -14,6 +14,7 @@ import math
 from typing import Any, BinaryIO
 
 from ..errors import ApiError
+from ..storage.safe_text import unstorable_at
 
 # Deeper than any real request needs, shallow enough for every later step (storage,
 # provider calls, schema checks) to walk without recursion trouble.
@@ -120,18 +121,13 @@ def check_json_value(value: Any) -> None:
 
 
 def check_text(text: str, where: str) -> None:
-    """A 400 unless `text` can be stored as is: UTF-8 encodable and free of NUL."""
-    if text.isascii():
-        if "\x00" in text:
-            raise _bad_text(where, "a NUL character")
+    """A 400 unless `text` can be stored as is (services/storage/safe_text.py)."""
+    at = unstorable_at(text)
+    if at is None:
         return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise _bad_text(where, "a lone UTF-16 surrogate "
-                               f"(\\u{ord(text[exc.start]):04x})") from exc
-    if "\x00" in text:
-        raise _bad_text(where, "a NUL character")
+    bad = text[at]
+    raise _bad_text(where, "a NUL character" if bad == "\x00"
+                    else f"a lone UTF-16 surrogate (\\u{ord(bad):04x})")
 
 
 def _bad_text(where: str, what: str) -> ApiError:
