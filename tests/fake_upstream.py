@@ -120,7 +120,7 @@ class FakeUpstream:
                 with upstream._lock:
                     upstream.requests[model].append(
                         {"path": self.path, "headers": dict(self.headers), "json": payload,
-                         "at": time.monotonic()})
+                         "at": time.monotonic(), "client_port": self.client_address[1]})
                 reply = upstream._next_reply(model)
                 try:
                     self._send(reply)

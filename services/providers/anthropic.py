@@ -237,6 +237,7 @@ class AnthropicProvider(Provider):
                     if input_tokens is not None:
                         yield Usage(input_tokens, None)
                 elif kind == "message_stop":
+                    self.http.release(response)
                     yield Finish(finish_reason(state.stop_reason))
                     return
                 elif kind in handlers:

@@ -1,5 +1,12 @@
 """What the HTTP-based adapters share: a pooled session, POSTing with errors mapped
-to the provider exception tree, and reading a streamed body safely."""
+to the provider exception tree, reading a streamed body safely, and handing its
+connection back to the pool when the stream has ended.
+
+The request path is kept short because every answer pays for it before its
+first token: a `PreparedRequest` goes straight to `Session.send`, with the
+proxy and CA-bundle settings from the environment resolved once per client
+(requests would look them up, and read ~/.netrc, on every call).
+"""
 from __future__ import annotations
 
 import socket
@@ -8,6 +15,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from .errors import (ProviderConnectionError, ProviderTimeoutError, UpstreamStreamError,
@@ -30,7 +38,16 @@ def shutdown_response(response: requests.Response) -> None:
             pass  # already closed by the peer or by the reader
 
 
-def pooled_session(pool_size: int = 100) -> requests.Session:
+# Idle connections kept per provider host: as many as a worker has streams (gunicorn's
+# default worker_connections), so a burst's connections are reused, not discarded.
+POOL_SIZE = 1000
+# After a stream's last event, the rest of the body (the terminating chunk, as a rule)
+# is read for this long at most; a body that does not end by then costs its connection.
+DRAIN_SECONDS = 0.05
+DRAIN_BYTES = 64 * 1024
+
+
+def pooled_session(pool_size: int = POOL_SIZE) -> requests.Session:
     """A session whose connection pool fits many concurrent streams to one host."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
@@ -47,16 +64,23 @@ class HttpClient:
                  read_timeout: float) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
-        self.headers = headers
+        self.headers = {**session.headers, **headers}  # merged once, not per request
         self.session = session
         self.timeout = (connect_timeout, read_timeout)
+        # Proxies (HTTPS_PROXY, NO_PROXY), CA bundle (REQUESTS_CA_BUNDLE) for this host.
+        # No ~/.netrc: the provider's own key is the only credential sent.
+        settings = session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self._environment = {key: settings[key] for key in ("proxies", "verify", "cert")}
+        self._cookies = RequestsCookieJar()  # always empty: providers get no cookies back
 
     def post(self, path: str, payload: dict[str, Any], stream: bool) -> requests.Response:
         """POST `payload`; a non-2xx answer is read and raised as its status error."""
+        request = requests.PreparedRequest()
         try:
-            response = self.session.post(
-                self.base_url + path, json=payload, headers=self.headers,
-                timeout=self.timeout, stream=stream)
+            request.prepare(method="POST", url=self.base_url + path, headers=self.headers,
+                            json=payload, cookies=self._cookies)
+            response = self.session.send(request, timeout=self.timeout, stream=stream,
+                                         **self._environment)
         except requests.Timeout as exc:
             raise ProviderTimeoutError(f"{self.provider} did not answer in time: {exc}") from exc
         except requests.RequestException as exc:
@@ -102,3 +126,21 @@ class HttpClient:
         except (HTTPError, OSError) as exc:
             raise ProviderConnectionError(
                 f"the connection to {self.provider} broke: {exc}") from exc
+
+    @staticmethod
+    def release(response: requests.Response) -> None:
+        """The stream's last event has been read: read what is left of the body, so
+        that its connection goes back to the pool for the next answer (urllib3 returns
+        it as soon as the body has ended). A body that does not end within
+        `DRAIN_SECONDS` is cut when the response is closed."""
+        raw = response.raw
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        if sock is None:
+            return  # already back in the pool, or closed
+        try:
+            sock.settimeout(DRAIN_SECONDS)  # urllib3 sets it again for the next request
+            left = DRAIN_BYTES
+            while left > 0 and (data := raw.read1(left)):
+                left -= len(data)
+        except (HTTPError, OSError):
+            pass  # the connection is closed, not reused

@@ -177,6 +177,7 @@ class OllamaProvider(Provider):
                 for event in _object_events(chunk, calls):
                     yield event
                     if isinstance(event, Finish):
+                        self.http.release(response)
                         return
         finally:
             response.close()

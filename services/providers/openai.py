@@ -141,6 +141,7 @@ class OpenAIProvider(Provider):
                 if not sse.data.strip():  # some servers send blank `data:` lines
                     continue
                 if sse.data == "[DONE]":
+                    self.http.release(response)
                     yield from calls.complete()
                     yield _finish(finish_reason)
                     return

@@ -219,6 +219,7 @@ class OpenAIResponsesProvider(Provider):
             for sse in SSEDecoder(self.http.chunks(response)):
                 yield from state.read(self._parse(sse.data))
                 if state.ended:
+                    self.http.release(response)
                     return
         except UnicodeDecodeError as exc:
             raise UpstreamStreamError(f"{PROVIDER} sent a stream that is not UTF-8") from exc
