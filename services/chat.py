@@ -6,11 +6,11 @@ transaction, and a run is started that fills the assistant message.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,10 @@ from .streaming.subscribe import follow
 TITLE_LENGTH = 60
 # Earlier assistant turns that ended like this are still part of the conversation.
 _HISTORY_STATUSES = ("complete", "cancelled", "interrupted")
+_THREADS, _MESSAGES = Thread.__table__, Message.__table__
+# What a reply reads of the earlier messages: enough to rebuild the conversation.
+_HISTORY_COLUMNS = tuple(_MESSAGES.c[name] for name in (
+    "role", "content", "status", "finish_reason", "tool_calls", "tool_call_id", "position"))
 
 
 def _optional_text(body: dict[str, Any], field: str, limit: int | None = None) -> str | None:
@@ -75,10 +79,14 @@ def list_threads(session: Session) -> list[Thread]:
                                                         Thread.created_at.desc())))
 
 
+def _thread_not_found(thread_id: str) -> ApiError:
+    return ApiError(404, "thread_not_found", f"There is no thread {thread_id!r}.")
+
+
 def get_thread(session: Session, thread_id: str) -> Thread:
     thread = session.get(Thread, thread_id)
     if thread is None:
-        raise ApiError(404, "thread_not_found", f"There is no thread {thread_id!r}.")
+        raise _thread_not_found(thread_id)
     return thread
 
 
@@ -132,7 +140,7 @@ def parse_reply(body: dict[str, Any]) -> ReplyInput:
                       tools=parse_tools(body.get("tools")), tool_results=tool_results)
 
 
-def _history(thread: Thread, messages: list[Message]) -> tuple[ChatMessage, ...]:
+def _history(thread: Any, messages: Sequence[Any]) -> tuple[ChatMessage, ...]:
     """The conversation as providers see it; tool calls nobody answered are left out."""
     answered = {m.tool_call_id for m in messages if m.role == "tool"}
     names = {call["id"]: call["name"] for m in messages for call in m.tool_calls or ()}
@@ -150,48 +158,72 @@ def _history(thread: Thread, messages: list[Message]) -> tuple[ChatMessage, ...]
     return tuple(history)
 
 
-def _inputs(reply: ReplyInput, earlier: list[Message]) -> list[Message]:
-    """The messages this request adds before the answer: the user's, or tool results."""
+def _message_row(**values: Any) -> dict[str, Any]:
+    """A new row of the messages table with every column given, as an INSERT takes it."""
+    now = utcnow()
+    row: dict[str, Any] = dict.fromkeys(_MESSAGES.columns.keys())
+    row.update({"id": new_id("msg"), "content": "", "created_at": now, "updated_at": now,
+                **values})
+    return row
+
+
+def _inputs(reply: ReplyInput, earlier: Sequence[Any]) -> list[dict[str, Any]]:
+    """The rows this request adds before the answer: the user's message, or tool results."""
     if reply.tool_results is None:
-        return [Message(role="user", content=reply.content, status="complete")]
+        return [_message_row(role="user", content=reply.content, status="complete")]
     results = parse_tool_results(reply.tool_results, pending_tool_calls(earlier))
-    return [Message(role="tool", content=content, tool_call_id=call_id, status="complete")
+    return [_message_row(role="tool", content=content, tool_call_id=call_id, status="complete")
             for call_id, content in results]
 
 
 def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
                 thread_id: str, body: dict[str, Any]) -> StreamRun:
-    """Store the request's messages and an empty assistant message, and start the answer."""
+    """Store the request's messages and an empty assistant message, and start the answer.
+
+    Every answer pays for this before its first token, hundreds at once in a burst,
+    so it is Core statements on the request's connection (two reads, one insert, one
+    update, one commit) rather than ORM units of work.
+    """
     if core.draining.is_set():
         raise ApiError(503, "shutting_down", "This server is shutting down; try again.")
     reply = parse_reply(body)
     if not core.log.available():  # fail before storing, not after
         raise LogUnavailable("checked before starting an answer")
-    thread = get_thread(session, thread_id)
+    connection = session.connection()
+    thread = connection.execute(select(_THREADS.c.title, _THREADS.c.model, _THREADS.c.system)
+                                .where(_THREADS.c.id == thread_id)).first()
+    if thread is None:
+        raise _thread_not_found(thread_id)
     candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
     if core.runs.for_thread(thread_id):
         raise ApiError(409, "thread_busy",
                        "An answer is still streaming in this thread; wait for it or cancel it.")
-    earlier = list(thread.messages)
-    inputs = _inputs(reply, earlier)
+    earlier = connection.execute(select(*_HISTORY_COLUMNS)
+                                 .where(_MESSAGES.c.thread_id == thread_id)
+                                 .order_by(_MESSAGES.c.position)).all()
+    rows = _inputs(reply, earlier)
     position = earlier[-1].position + 1 if earlier else 0
-    for offset, message in enumerate(inputs):
-        message.thread_id, message.position = thread_id, position + offset
-    assistant = Message(thread_id=thread_id, position=position + len(inputs), role="assistant",
-                        content="", status="streaming", model=candidates[0].id,
-                        stream_id=new_id("str"), lease_expires_at=lease_until(core.lease_seconds))
+    for offset, row in enumerate(rows):
+        row.update(thread_id=thread_id, position=position + offset)
+    assistant = _message_row(thread_id=thread_id, position=position + len(rows),
+                             role="assistant", status="streaming", model=candidates[0].id,
+                             stream_id=new_id("str"),
+                             lease_expires_at=lease_until(core.lease_seconds))
+    changes: dict[str, Any] = {"updated_at": assistant["created_at"]}
     if thread.title is None and reply.content:
-        thread.title = " ".join(reply.content.split())[:TITLE_LENGTH]
-    thread.updated_at = utcnow()
-    session.add_all([*inputs, assistant])
+        changes["title"] = " ".join(reply.content.split())[:TITLE_LENGTH]
     try:
+        connection.execute(insert(_MESSAGES), [*rows, assistant])
+        connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id).values(changes))
         session.commit()
     except IntegrityError as exc:  # another reply on this thread won the race
         session.rollback()
         raise ApiError(409, "thread_busy", "Another message was just sent to this thread.") from exc
-    request = ChatRequest(model="", messages=_history(thread, earlier + inputs), tools=reply.tools)
-    spec = RunSpec(stream_id=assistant.stream_id, message_id=assistant.id, thread_id=thread_id,
-                   candidates=candidates, request=request,
+    inputs = [Message(**row) for row in rows]  # never added to the session: plain values
+    request = ChatRequest(model="", messages=_history(thread, [*earlier, *inputs]),
+                          tools=reply.tools)
+    spec = RunSpec(stream_id=assistant["stream_id"], message_id=assistant["id"],
+                   thread_id=thread_id, candidates=candidates, request=request,
                    saved_messages=tuple(m.to_dict() for m in inputs))
     return core.runs.start(spec)
 

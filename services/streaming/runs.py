@@ -234,9 +234,14 @@ class StreamRun:
             self._finish_reason = event.reason
 
     def _output(self, parts: list[str], event_type: str, text: str) -> None:
+        first = self._first_output_at is None
         self._mark_output()
         parts.append(text)
         self.log.append(self.spec.stream_id, event_type, {"content": text})
+        if first:
+            # Let the readers send the first token now: when the upstream's bytes come in
+            # a batch, the producer would otherwise parse (and store) all of it first.
+            time.sleep(0)
 
     def _mark_output(self) -> None:
         """The first visible output: from here on the answer is committed to this model."""
