@@ -10,9 +10,10 @@ import click
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from blueprints import chat, health, models, pages, streams
+from blueprints import auth as auth_views, chat, health, models, pages, streams
 from blueprints.errors import register_error_handlers
-from services import providers, storage, streaming, web
+from services import auth, providers, storage, streaming, web
+from services.auth.cli import init_cli
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
 
@@ -30,12 +31,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     web.init_app(app)
     storage.init_app(app)
+    auth.init_app(app)
     providers.init_app(app)
     streaming.init_app(app)
 
-    for blueprint in (chat.bp, streams.bp, models.bp, health.bp, pages.bp):
+    for blueprint in (chat.bp, streams.bp, models.bp, health.bp, pages.bp, auth_views.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    init_cli(app)
 
     @app.cli.command("db-upgrade")
     def db_upgrade() -> None:

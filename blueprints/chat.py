@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, stream_with_context
 
 from services import chat
+from services.auth import current_user
 from services.providers import registry
 from services.sse import sse_response
 from services.storage import request_session
@@ -16,42 +17,42 @@ bp = Blueprint("chat", __name__, url_prefix="/api/v1/threads")
 
 @bp.post("")
 def create_thread() -> tuple[Response, int]:
-    thread = chat.create_thread(request_session(), registry(), json_body())
+    thread = chat.create_thread(request_session(), registry(), current_user(), json_body())
     return jsonify({"thread": thread.to_dict()}), 201
 
 
 @bp.get("")
 def list_threads() -> Response:
-    return jsonify({"threads": [t.to_dict() for t in chat.list_threads(request_session())]})
+    return jsonify({"threads": [t.to_dict() for t in chat.list_threads(request_session(), current_user())]})
 
 
 @bp.get("/<id:thread_id>")
 def get_thread(thread_id: str) -> Response:
-    return jsonify({"thread": chat.get_thread(request_session(), thread_id).to_dict()})
+    return jsonify({"thread": chat.get_thread(request_session(), current_user(), thread_id).to_dict()})
 
 
 @bp.patch("/<id:thread_id>")
 def rename_thread(thread_id: str) -> Response:
-    return jsonify({"thread": chat.rename_thread(request_session(), thread_id,
+    return jsonify({"thread": chat.rename_thread(request_session(), current_user(), thread_id,
                                                   json_body()).to_dict()})
 
 
 @bp.delete("/<id:thread_id>")
 def delete_thread(thread_id: str) -> tuple[str, int]:
-    chat.delete_thread(request_session(), streaming(), thread_id)
+    chat.delete_thread(request_session(), streaming(), current_user(), thread_id)
     return "", 204
 
 
 @bp.get("/<id:thread_id>/messages")
 def list_messages(thread_id: str) -> Response:
-    messages = chat.list_messages(request_session(), thread_id)
+    messages = chat.list_messages(request_session(), current_user(), thread_id)
     return jsonify({"messages": [m.to_dict() for m in messages]})
 
 
 @bp.post("/<id:thread_id>/messages")
 def send_message(thread_id: str) -> tuple[Response, int]:
-    user, answer = chat.reply_and_wait(request_session(), registry(), streaming(), thread_id,
-                                       json_body())
+    user, answer = chat.reply_and_wait(request_session(), registry(), streaming(),
+                                       current_user(), thread_id, json_body())
     body = {"message": user.to_dict(), "response": answer.to_dict()}
     if answer.status == "error":
         # The messages are stored either way; the status tells a client the model failed.
@@ -61,5 +62,6 @@ def send_message(thread_id: str) -> tuple[Response, int]:
 
 @bp.post("/<id:thread_id>/messages/stream")
 def stream_message(thread_id: str) -> Response:
-    frames = chat.stream_reply(request_session(), registry(), streaming(), thread_id, json_body())
+    frames = chat.stream_reply(request_session(), registry(), streaming(), current_user(),
+                              thread_id, json_body())
     return sse_response(stream_with_context(frames))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from services.auth import current_user
 from services.sse import sse_response
 from services.storage import request_session
 from services.streaming import cancel_stream, stream_frames
@@ -21,7 +22,7 @@ def _resume_point() -> int:
 
 @bp.get("/<id:stream_id>/events")
 def events(stream_id: str) -> Response | tuple[str, int]:
-    frames = stream_frames(request_session(), stream_id, _resume_point())
+    frames = stream_frames(request_session(), current_user().id, stream_id, _resume_point())
     if frames is None:
         return "", 204  # ended, and the client has all of it: EventSource stops here
     return sse_response(stream_with_context(frames))
@@ -29,4 +30,4 @@ def events(stream_id: str) -> Response | tuple[str, int]:
 
 @bp.post("/<id:stream_id>/cancel")
 def cancel(stream_id: str) -> tuple[Response, int]:
-    return jsonify(cancel_stream(request_session(), stream_id)), 202
+    return jsonify(cancel_stream(request_session(), current_user().id, stream_id)), 202

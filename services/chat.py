@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .auth import Identity
 from .errors import ApiError
 from .providers import (ChatMessage, ChatRequest, ProviderRegistry, ResolvedModel, ToolCall,
                         ToolSpec, UnknownModelError)
@@ -61,38 +62,42 @@ def _candidates(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel,
         raise ApiError(400, "unknown_model", exc.message) from exc
 
 
-def create_thread(session: Session, providers: ProviderRegistry, body: dict[str, Any]) -> Thread:
+def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
+                  body: dict[str, Any]) -> Thread:
     """A new, empty thread; its model (if given) must be one this server can serve."""
     title = _optional_text(body, "title", 200)
     model = _model_field(body)
     system = _optional_text(body, "system")
     if model is not None:
         _candidates(providers, model)
-    thread = Thread(title=title, model=model, system=system)
+        user.check_model(model)
+    thread = Thread(user_id=user.id, title=title, model=model, system=system)
     session.add(thread)
     session.commit()
     return thread
 
 
-def list_threads(session: Session) -> list[Thread]:
-    return list(session.scalars(select(Thread).order_by(Thread.updated_at.desc(),
-                                                        Thread.created_at.desc())))
+def list_threads(session: Session, user: Identity) -> list[Thread]:
+    return list(session.scalars(select(Thread).where(Thread.user_id == user.id)
+                                .order_by(Thread.updated_at.desc(), Thread.created_at.desc())))
 
 
 def _thread_not_found(thread_id: str) -> ApiError:
     return ApiError(404, "thread_not_found", f"There is no thread {thread_id!r}.")
 
 
-def get_thread(session: Session, thread_id: str) -> Thread:
+def get_thread(session: Session, user: Identity, thread_id: str) -> Thread:
+    """The thread, if it is `user`'s: another user's is not found, exactly like none."""
     thread = session.get(Thread, thread_id)
-    if thread is None:
+    if thread is None or thread.user_id != user.id:
         raise _thread_not_found(thread_id)
     return thread
 
 
-def rename_thread(session: Session, thread_id: str, body: dict[str, Any]) -> Thread:
+def rename_thread(session: Session, user: Identity, thread_id: str,
+                  body: dict[str, Any]) -> Thread:
     """Give a thread a new title (the only field a user edits)."""
-    thread = get_thread(session, thread_id)
+    thread = get_thread(session, user, thread_id)
     title = _optional_text(body, "title", 200)
     if title is None or not title.strip():
         raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")
@@ -101,9 +106,9 @@ def rename_thread(session: Session, thread_id: str, body: dict[str, Any]) -> Thr
     return thread
 
 
-def delete_thread(session: Session, core: Streaming, thread_id: str) -> None:
+def delete_thread(session: Session, core: Streaming, user: Identity, thread_id: str) -> None:
     """Delete a thread and its messages, stopping any answer still streaming into it."""
-    thread = get_thread(session, thread_id)
+    thread = get_thread(session, user, thread_id)
     for run in core.runs.for_thread(thread_id):
         run.cancel()
         run.finished.wait(5)
@@ -111,8 +116,8 @@ def delete_thread(session: Session, core: Streaming, thread_id: str) -> None:
     session.commit()
 
 
-def list_messages(session: Session, thread_id: str) -> list[Message]:
-    return list(get_thread(session, thread_id).messages)
+def list_messages(session: Session, user: Identity, thread_id: str) -> list[Message]:
+    return list(get_thread(session, user, thread_id).messages)
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ def _inputs(reply: ReplyInput, earlier: Sequence[Any]) -> list[dict[str, Any]]:
             for call_id, content in results]
 
 
-def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
+def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
                 thread_id: str, body: dict[str, Any]) -> StreamRun:
     """Store the request's messages and an empty assistant message, and start the answer.
 
@@ -191,10 +196,12 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
         raise LogUnavailable("checked before starting an answer")
     connection = session.connection()
     thread = connection.execute(select(_THREADS.c.title, _THREADS.c.model, _THREADS.c.system)
-                                .where(_THREADS.c.id == thread_id)).first()
+                                .where(_THREADS.c.id == thread_id,
+                                       _THREADS.c.user_id == user.id)).first()
     if thread is None:
         raise _thread_not_found(thread_id)
     candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
+    user.check_model(candidates[0].id)
     if core.runs.for_thread(thread_id):
         raise ApiError(409, "thread_busy",
                        "An answer is still streaming in this thread; wait for it or cancel it.")
@@ -228,18 +235,19 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming,
     return core.runs.start(spec)
 
 
-def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming,
+def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
                  thread_id: str, body: dict[str, Any]) -> Iterator[bytes]:
     """Start a reply and return its SSE frames from the first event on."""
-    run = start_reply(session, providers, core, thread_id, body)
+    run = start_reply(session, providers, core, user, thread_id, body)
     return to_client(follow(core.log, run.spec.stream_id, 0, core.ping_seconds))
 
 
 def reply_and_wait(session: Session, providers: ProviderRegistry, core: Streaming,
-                   thread_id: str, body: dict[str, Any]) -> tuple[Message, Message]:
+                   user: Identity, thread_id: str,
+                   body: dict[str, Any]) -> tuple[Message, Message]:
     """Start a reply, wait until it has ended, and return the stored request message (the
     user's, or the last tool result) and the assistant message."""
-    run = start_reply(session, providers, core, thread_id, body)
+    run = start_reply(session, providers, core, user, thread_id, body)
     run.finished.wait()
     session.expire_all()
     assistant = session.get(Message, run.spec.message_id)

@@ -33,6 +33,11 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "ANTHROPIC_BASE_URL": DEFAULT_ANTHROPIC_BASE_URL,
         "OLLAMA_HOST": DEFAULT_OLLAMA_HOST,
         "SLUICE_AUTH": "off",
+        # Signs session cookies; None: one is made once into the instance folder.
+        "SLUICE_SECRET_KEY": None,
+        # "on" once the site is served over HTTPS: the browser then sends the session
+        # cookie over HTTPS only.
+        "SLUICE_COOKIE_SECURE": "off",
         # Pace of the offline demo model; fast enough to read, slow enough to see.
         "SLUICE_DEMO_TOKENS_PER_SECOND": 30.0,
         # Idle subscribers get ": ping" this often (keeps proxies open, finds gone clients).
@@ -92,7 +97,7 @@ def _number(name: str, cast: Callable[[str], Any]) -> Callable[[str], Any]:
 def _on_off(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("on", "off"):
-        raise ValueError(f"SLUICE_AUTH must be 'on' or 'off', got {raw!r}")
+        raise ValueError(f"must be 'on' or 'off', got {raw!r}")
     return value
 
 
@@ -124,6 +129,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ANTHROPIC_BASE_URL": ("ANTHROPIC_BASE_URL", str),
     "OLLAMA_HOST": ("OLLAMA_HOST", str),
     "SLUICE_AUTH": ("SLUICE_AUTH", _on_off),
+    "SLUICE_SECRET_KEY": ("SLUICE_SECRET_KEY", str),
+    "SLUICE_COOKIE_SECURE": ("SLUICE_COOKIE_SECURE", _on_off),
     "SLUICE_DEMO_TOKENS_PER_SECOND": (
         "SLUICE_DEMO_TOKENS_PER_SECOND", _number("SLUICE_DEMO_TOKENS_PER_SECOND", float)),
     "SLUICE_PING_SECONDS": ("SLUICE_PING_SECONDS", _number("SLUICE_PING_SECONDS", float)),

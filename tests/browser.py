@@ -7,6 +7,7 @@ server; a page test module pins `backend` to sqlite: the page does not depend on
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -76,3 +77,16 @@ def openai_text_reply(text: str, deltas: int = 1, delay: float = 0.0) -> Reply:
     events.append('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
                   "data: [DONE]\n\n")
     return Reply(split_at=[event.encode() for event in events], delay=delay)
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def save_screenshot(page: Page, name: str) -> None:
+    """The README's picture `docs/<name>`: made when missing, and remade only with
+    SLUICE_UPDATE_SCREENSHOTS=1, so a test run leaves the work tree as it was."""
+    path = DOCS / name
+    if path.exists() and os.environ.get("SLUICE_UPDATE_SCREENSHOTS") != "1":
+        return
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(path))

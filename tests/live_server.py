@@ -59,6 +59,12 @@ class LiveServer:
         log = self.log_path.read_bytes()[since:].decode(errors="replace")
         assert "Traceback" not in log, log[max(0, log.index("Traceback") - 300):][:4000]
 
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`flask --app wsgi ARGS…` against this server's database, as an operator runs it."""
+        return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args],
+                              cwd=ROOT, env=self.env, input=input, capture_output=True,
+                              text=True, timeout=60)
+
     def log_size(self) -> int:
         return self.log_path.stat().st_size
 

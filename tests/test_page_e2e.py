@@ -6,16 +6,13 @@ streaming, stopping and reloading happen at a pace a person would see.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .browser import answer, ask, openai_text_reply, wait_until_done
+from .browser import answer, ask, openai_text_reply, save_screenshot, wait_until_done
 from .fake_upstream import Reply, fixture
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOT = ROOT / "docs" / "chat-page.png"
 
 # The page does not depend on the storage backend: one is enough here.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -61,8 +58,7 @@ def test_the_answer_appears_token_by_token(page, page_server):
     details = answer(page).locator(".details").inner_text()
     assert "demo/echo" in details and "tokens/s" in details and "first token" in details
     assert stored_answer(page_server, thread_id_of(page))["status"] == "complete"
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    save_screenshot(page, "chat-page.png")
 
 
 def test_stop_keeps_the_partial_answer_shown_and_stored_as_cancelled(page, page_server):

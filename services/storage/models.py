@@ -29,10 +29,58 @@ class Base(DeclarativeBase):
     pass
 
 
+# With SLUICE_AUTH=off every object belongs to this user (created by migration 0004).
+LOCAL_USER_ID = "usr_local"
+
+
+class User(Base):
+    """Someone who signs in on the page, or owns the keys a program uses."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("usr"))
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # argon2id; None for the local user, who never signs in.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "created_at": isoformat(self.created_at)}
+
+
+class ApiKey(Base):
+    """A program's credential. Only a hash of the secret is stored, and a prefix to show."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("key"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(24))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256, hex
+    models: Mapped[list[str] | None] = mapped_column(JSON)  # None: every model
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "models": self.models,
+            "expires_at": isoformat(self.expires_at),
+            "revoked_at": isoformat(self.revoked_at),
+            "created_at": isoformat(self.created_at),
+        }
+
+
 class Thread(Base):
     __tablename__ = "threads"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("thr"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True,
+                                         default=LOCAL_USER_ID)
     title: Mapped[str | None] = mapped_column(String(200))
     model: Mapped[str | None] = mapped_column(String(200))
     system: Mapped[str | None] = mapped_column(Text)

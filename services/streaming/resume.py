@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ApiError
 from ..sse import PING
-from ..storage import Message
+from ..storage import Message, Thread
 from ..storage.models import utcnow
 from .core import Streaming, streaming
 from .event_log import UnknownStream
@@ -22,8 +22,13 @@ from .leases import recover_stream
 from .subscribe import follow, replay_stored, stored_event_count
 
 
-def _stored_message(session: Session, stream_id: str) -> Message:
-    message = session.scalars(select(Message).where(Message.stream_id == stream_id)).first()
+def _stored_message(session: Session, stream_id: str, user_id: str | None = None) -> Message:
+    """The stream's message; with `user_id`, only if that user owns its thread (another
+    user's stream is not found, exactly like none)."""
+    query = select(Message).where(Message.stream_id == stream_id)
+    if user_id is not None:
+        query = query.join(Thread).where(Thread.user_id == user_id)
+    message = session.scalars(query).first()
     if message is None:
         raise ApiError(404, "stream_not_found", f"There is no stream {stream_id!r}.")
     return message
@@ -35,14 +40,15 @@ def to_client(frames: Iterator[bytes]) -> Iterator[bytes]:
     return core.stalled.guard(frames, request.environ.get("gunicorn.socket"))
 
 
-def stream_frames(session: Session, stream_id: str, after: int) -> Iterator[bytes] | None:
+def stream_frames(session: Session, user_id: str, stream_id: str,
+                  after: int) -> Iterator[bytes] | None:
     """The SSE frames for a (re)connecting client: from the log, or from storage.
 
     None when the stream has ended and the client already has its last event: the
     answer is then `204`, which tells an `EventSource` to stop reconnecting.
     """
     core = streaming()
-    stored = _stored_message(session, stream_id).to_dict()
+    stored = _stored_message(session, stream_id, user_id).to_dict()
     # The response may stream for minutes: give its database connection back now.
     session.close()
     if core.log.has(stream_id):
@@ -80,11 +86,11 @@ def _await_producer(core: Streaming, stream_id: str, after: int) -> Iterator[byt
         time.sleep(min(core.ping_seconds, max(0.05, (lease - utcnow()).total_seconds())))
 
 
-def cancel_stream(session: Session, stream_id: str) -> dict[str, str]:
+def cancel_stream(session: Session, user_id: str, stream_id: str) -> dict[str, str]:
     """Stop a stream wherever its producer runs. Cancelling one that has already ended
     is accepted and changes nothing; the answer says which happened."""
     core = streaming()
-    message = _stored_message(session, stream_id)
+    message = _stored_message(session, stream_id, user_id)
     if core.runs.cancel(stream_id):
         return {"stream_id": stream_id, "status": "cancelling"}
     if message.status == "streaming" and core.bus is not None:

@@ -12,6 +12,9 @@ const ui = {
   toggleSidebar: $("#toggle-sidebar"),
 };
 const preference = streamingPreference();
+// With SLUICE_AUTH=on, every state-changing request echoes the session's CSRF token.
+const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
+const authHeaders = csrfToken ? { "X-CSRF-Token": csrfToken } : {};
 // `loading`: the thread being opened, if any; a message sent meanwhile waits for it,
 // or the thread's messages would be drawn over the new answer.
 const state = { threads: [], threadId: null, active: null, loading: Promise.resolve() };
@@ -20,7 +23,8 @@ const state = { threads: [], threadId: null, active: null, loading: Promise.reso
 
 async function api(method, path, body) {
   const response = await fetch(path, {
-    method, headers: body ? { "Content-Type": "application/json" } : {},
+    method,
+    headers: { ...authHeaders, ...(body ? { "Content-Type": "application/json" } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   if (response.status === 204) return null;
@@ -173,7 +177,9 @@ async function send(content) {
 async function sendWhole(threadId, body) {
   setBusy(true);
   try {
-    const { response } = await sendMessage({ url: `/api/v1/threads/${threadId}/messages`, body });
+    const { response } = await sendMessage({
+      url: `/api/v1/threads/${threadId}/messages`, body, headers: authHeaders,
+    });
     showAnswer(response);
   } catch (error) {
     const view = error.body?.response ? showAnswer(error.body.response) : showAnswer({});
@@ -190,6 +196,7 @@ function follow(view, source, retry) {
   setBusy(true);
   const handle = openStream({
     ...source,
+    headers: authHeaders,
     handlers: {
       onReset: () => view.reset(),
       onDelta: (data) => view.append("text", data.content),

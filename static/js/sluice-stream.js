@@ -23,6 +23,10 @@
  *   stopButton.onclick = () => stream.stop();
  *   const done = await stream.done;  // {status: "complete", finish_reason: "stop", usage, …}
  *
+ * `options.headers` are added to every request it makes: with SLUICE_AUTH=on a page
+ * signed in with its session cookie passes `{"X-CSRF-Token": token}`, a program its
+ * `{Authorization: "Bearer sk-sluice-…"}`.
+ *
  * `stream.done` rejects with an Error carrying `.status` and `.code` when the server
  * refuses the request (unknown thread, bad body), and with code
  * "stream_lost" when every attempt to reconnect failed. Also exported: `sendMessage`
@@ -147,6 +151,7 @@ function sleep(ms, signal) {
  */
 export function openStream(options) {
   const { baseUrl = "", handlers = {}, fetch: fetchImpl = globalThis.fetch } = options;
+  const extraHeaders = options.headers ?? {};
   const retry = { ...DEFAULT_RETRY, ...options.retry };
   const controller = new AbortController();
   let streamId = options.streamId ?? null;
@@ -174,7 +179,7 @@ export function openStream(options) {
   function startRequest() {
     return request(options.url, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: { ...extraHeaders, "Content-Type": "application/json", Accept: "text/event-stream" },
       body: JSON.stringify(options.body),
     });
   }
@@ -182,7 +187,7 @@ export function openStream(options) {
   function resumeRequest() {
     return request(`${baseUrl}/api/v1/streams/${encodeURIComponent(streamId)}/events`, {
       method: "GET",
-      headers: { Accept: "text/event-stream", "Last-Event-ID": String(lastEventId) },
+      headers: { ...extraHeaders, Accept: "text/event-stream", "Last-Event-ID": String(lastEventId) },
     });
   }
 
@@ -262,7 +267,7 @@ export function openStream(options) {
       // generating for a reader that may come back. Only cancel stops it.
       const url = `${baseUrl}/api/v1/streams/${encodeURIComponent(streamId)}/cancel`;
       try {
-        await fetchImpl(url, { method: "POST" });
+        await fetchImpl(url, { method: "POST", headers: extraHeaders });
       } catch {
         // The server may be out of reach; this page stops reading all the same.
       }
@@ -285,10 +290,10 @@ export function openStream(options) {
 }
 
 /** The non-streaming path: POST the message, get {message, response} as JSON. */
-export async function sendMessage({ url, body, fetch: fetchImpl = globalThis.fetch }) {
+export async function sendMessage({ url, body, headers = {}, fetch: fetchImpl = globalThis.fetch }) {
   const response = await fetchImpl(url, {
     method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    headers: { ...headers, "Content-Type": "application/json", Accept: "application/json" },
     body: JSON.stringify(body),
   });
   if (!response.ok) throw await httpError(response);

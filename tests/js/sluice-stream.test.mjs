@@ -377,3 +377,27 @@ test("streaming stays on where storage is missing or blocked", () => {
     assert.equal(preference.get(), true);
   }
 });
+
+test("options.headers go with the start, every resume and the cancel (a CSRF token, a key)", async () => {
+  const server = scriptedFetch([
+    streamed(start() + delta(2, "Hel"), { ending: "error" }),
+    streamed(delta(3, "lo"), { ending: "hang" }),
+    jsonAnswer(202, {}),
+  ]);
+  const { log, handlers } = recorder();
+  const headers = { "X-CSRF-Token": "t0ken" };
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers,
+                              retry: FAST, headers });
+  await waitFor(() => log.text === "Hello");
+
+  await stream.stop();
+
+  assert.deepEqual(server.calls.map((call) => call.headers.get("x-csrf-token")), ["t0ken", "t0ken", "t0ken"]);
+  assert.equal(server.calls[0].headers.get("content-type"), "application/json");
+});
+
+test("sendMessage sends options.headers too", async () => {
+  const server = scriptedFetch([jsonAnswer(200, { message: {}, response: {} })]);
+  await sendMessage({ url: START_URL, body, fetch: server.fetch, headers: { "X-CSRF-Token": "t0ken" } });
+  assert.equal(server.calls[0].headers.get("x-csrf-token"), "t0ken");
+});
