@@ -219,20 +219,28 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     changes: dict[str, Any] = {"updated_at": assistant["created_at"]}
     if thread.title is None and reply.content:
         changes["title"] = " ".join(reply.content.split())[:TITLE_LENGTH]
+    give_back = core.slots.take_for(user.id, user.key_id, user.key_max_streams,
+                                    assistant["stream_id"]) if core.slots else None
     try:
         connection.execute(insert(_MESSAGES), [*rows, assistant])
         connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id).values(changes))
         session.commit()
     except IntegrityError as exc:  # another reply on this thread won the race
         session.rollback()
+        if give_back:
+            give_back()
         raise ApiError(409, "thread_busy", "Another message was just sent to this thread.") from exc
+    except BaseException:
+        if give_back:
+            give_back()
+        raise
     inputs = [Message(**row) for row in rows]  # never added to the session: plain values
     request = ChatRequest(model="", messages=_history(thread, [*earlier, *inputs]),
                           tools=reply.tools)
     spec = RunSpec(stream_id=assistant["stream_id"], message_id=assistant["id"],
                    thread_id=thread_id, candidates=candidates, request=request,
                    saved_messages=tuple(m.to_dict() for m in inputs))
-    return core.runs.start(spec)
+    return core.runs.start(spec, on_end=give_back)
 
 
 def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,

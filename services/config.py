@@ -38,6 +38,12 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # "on" once the site is served over HTTPS: the browser then sends the session
         # cookie over HTTPS only.
         "SLUICE_COOKIE_SECURE": "off",
+        # Requests a minute and answers streaming at once, per user and per API key
+        # (a key's own limits win over SLUICE_KEY_*); 0: no limit.
+        "SLUICE_USER_RPM": 0,
+        "SLUICE_KEY_RPM": 0,
+        "SLUICE_USER_MAX_STREAMS": 0,
+        "SLUICE_KEY_MAX_STREAMS": 0,
         # Pace of the offline demo model; fast enough to read, slow enough to see.
         "SLUICE_DEMO_TOKENS_PER_SECOND": 30.0,
         # Idle subscribers get ": ping" this often (keeps proxies open, finds gone clients).
@@ -94,6 +100,16 @@ def _number(name: str, cast: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _count(name: str) -> Callable[[str], int]:
+    """A whole number, 0 or more (0 meaning "no limit")."""
+    def parse(raw: str) -> int:
+        if not (raw.isascii() and raw.isdigit()):
+            raise ValueError(f"{name} must be a whole number (0: no limit), got {raw!r}")
+        return int(raw)
+
+    return parse
+
+
 def _on_off(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("on", "off"):
@@ -131,6 +147,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SLUICE_AUTH": ("SLUICE_AUTH", _on_off),
     "SLUICE_SECRET_KEY": ("SLUICE_SECRET_KEY", str),
     "SLUICE_COOKIE_SECURE": ("SLUICE_COOKIE_SECURE", _on_off),
+    **{name: (name, _count(name)) for name in (
+        "SLUICE_USER_RPM", "SLUICE_KEY_RPM", "SLUICE_USER_MAX_STREAMS", "SLUICE_KEY_MAX_STREAMS")},
     "SLUICE_DEMO_TOKENS_PER_SECOND": (
         "SLUICE_DEMO_TOKENS_PER_SECOND", _number("SLUICE_DEMO_TOKENS_PER_SECOND", float)),
     "SLUICE_PING_SECONDS": ("SLUICE_PING_SECONDS", _number("SLUICE_PING_SECONDS", float)),

@@ -45,6 +45,9 @@ class Identity:
     name: str
     via: str  # "local" | "session" | "key"
     models: tuple[str, ...] | None = None  # a key's allowed models; None: all
+    key_id: str | None = None  # the API key used, if any, and its own limits
+    key_rpm: int | None = None
+    key_max_streams: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name}
@@ -108,7 +111,8 @@ def _from_key(header: str) -> Identity:
         user = db_session.get(User, key.user_id) if key is not None else None
         if key is None or user is None:
             raise _unauthorized("This API key is not valid: unknown, revoked or expired.")
-        return Identity(user.id, user.name, "key", tuple(key.models) if key.models else None)
+        return Identity(user.id, user.name, "key", tuple(key.models) if key.models else None,
+                        key.id, key.rpm, key.max_streams)
     finally:
         db_session.close()
 

@@ -43,14 +43,19 @@ def users_create(name: str, password_stdin: bool) -> None:
 @click.option("--name", default=None, help="A label to tell the key apart.")
 @click.option("--expires-in-days", type=float, default=None, help="Default: never.")
 @click.option("--model", "models", multiple=True, help="Allow only this model (repeatable).")
+@click.option("--rpm", type=click.IntRange(1), default=None,
+              help="Requests a minute (default: SLUICE_KEY_RPM).")
+@click.option("--max-streams", type=click.IntRange(1), default=None,
+              help="Answers streaming at once (default: SLUICE_KEY_MAX_STREAMS).")
 def keys_create(user_name: str, name: str | None, expires_in_days: float | None,
-                models: tuple[str, ...]) -> None:
+                models: tuple[str, ...], rpm: int | None, max_streams: int | None) -> None:
     """Create a key; prints its id, then its secret on a line of its own (shown once)."""
     with database().sessions() as session:
         user = find_user(session, user_name)
         if user is None:
             raise click.ClickException(f"there is no user {user_name!r}")
-        key, secret = create_key(session, user, name, expires_in_days, list(models) or None)
+        key, secret = create_key(session, user, name, expires_in_days, list(models) or None,
+                                 rpm, max_streams)
         click.echo(key.id)
         click.echo(secret)
 

@@ -29,13 +29,14 @@ def _digest(secret: str) -> str:
 
 
 def create_key(session: Session, user: User, name: str | None = None,
-               expires_in_days: float | None = None,
-               models: list[str] | None = None) -> tuple[ApiKey, str]:
+               expires_in_days: float | None = None, models: list[str] | None = None,
+               rpm: int | None = None, max_streams: int | None = None) -> tuple[ApiKey, str]:
     """A new key for `user` and its secret, which is never stored or shown again."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(30)
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     key = ApiKey(user_id=user.id, name=name or "key", prefix=secret[:SHOWN],
-                 secret_hash=_digest(secret), models=models, expires_at=expires)
+                 secret_hash=_digest(secret), models=models, expires_at=expires, rpm=rpm,
+                 max_streams=max_streams)
     session.add(key)
     session.commit()
     return key, secret
@@ -56,7 +57,18 @@ def parse_key_request(body: dict[str, Any]) -> dict[str, Any]:
             isinstance(m, str) and 0 < len(m) <= 200 for m in models)):
         raise ApiError(400, "invalid_field",
                        "'models' must be a non-empty list of model ids such as demo/echo.")
-    return {"name": name.strip() if name else None, "expires_in_days": days, "models": models}
+    limits = {field: _limit(body, field) for field in ("rpm", "max_streams")}
+    return {"name": name.strip() if name else None, "expires_in_days": days, "models": models,
+            **limits}
+
+
+def _limit(body: dict[str, Any], field: str) -> int | None:
+    value = body.get(field)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or not 0 < value <= 1_000_000):
+        raise ApiError(400, "invalid_field", f"{field!r} must be a whole number from 1 "
+                                             "to 1000000 (or left out: the server's limit).")
+    return value
 
 
 def list_keys(session: Session, user_id: str | None) -> list[ApiKey]:
@@ -104,4 +116,5 @@ def describe(key: ApiKey) -> str:
              else "active")
     expires = isoformat(key.expires_at) or "never"
     models = ",".join(key.models) if key.models else "all models"
-    return f"{key.id}  {key.prefix}…  {key.name!r}  {state}  expires {expires}  {models}"
+    limits = f"rpm {key.rpm or 'default'}, streams {key.max_streams or 'default'}"
+    return f"{key.id}  {key.prefix}…  {key.name!r}  {state}  expires {expires}  {models}  {limits}"

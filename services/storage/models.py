@@ -59,6 +59,9 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(24))
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256, hex
     models: Mapped[list[str] | None] = mapped_column(JSON)  # None: every model
+    # This key's own limits; None: the server's (SLUICE_KEY_RPM, SLUICE_KEY_MAX_STREAMS).
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    max_streams: Mapped[int | None] = mapped_column(Integer)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -69,6 +72,8 @@ class ApiKey(Base):
             "name": self.name,
             "prefix": self.prefix,
             "models": self.models,
+            "rpm": self.rpm,
+            "max_streams": self.max_streams,
             "expires_at": isoformat(self.expires_at),
             "revoked_at": isoformat(self.revoked_at),
             "created_at": isoformat(self.created_at),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 from flask import Flask, current_app
@@ -13,6 +14,9 @@ from .leases import LeaseKeeper
 from .manager import RunManager
 from .redis_log import RedisCancelBus
 from .subscribe import StalledClients
+
+if TYPE_CHECKING:
+    from ..ratelimit import StreamSlots
 
 EXTENSION = "sluice.streaming"
 
@@ -28,6 +32,7 @@ class Streaming:
     bus: RedisCancelBus | None = None
     keeper: LeaseKeeper | None = None
     stalled: StalledClients | None = None
+    slots: StreamSlots | None = None  # rate limits' open-stream slots (services/ratelimit.py)
     draining: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:

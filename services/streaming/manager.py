@@ -37,23 +37,26 @@ class RunManager:
         """What the running answers have to store since the last checkpoint."""
         return [values for run in self._all() if (values := run.checkpoint()) is not None]
 
-    def start(self, spec: RunSpec) -> StreamRun:
-        """Open the stream's log and start the producer."""
+    def start(self, spec: RunSpec, on_end: Callable[[], None] | None = None) -> StreamRun:
+        """Open the stream's log and start the producer; `on_end` runs once it has ended
+        (it gives back what the answer held, such as its rate-limit slots)."""
         self.log.open(spec.stream_id)
         run = StreamRun(spec, self.log, self.db, self.deadlines)
         with self._lock:
             self._runs[spec.stream_id] = run
         # Under gunicorn's gevent worker, threading is monkey-patched: this is a greenlet.
-        threading.Thread(target=self._produce, args=(run,), daemon=True,
+        threading.Thread(target=self._produce, args=(run, on_end), daemon=True,
                          name="sluice-run").start()
         return run
 
-    def _produce(self, run: StreamRun) -> None:
+    def _produce(self, run: StreamRun, on_end: Callable[[], None] | None) -> None:
         try:
             run.run()
         finally:
             with self._lock:
                 self._runs.pop(run.spec.stream_id, None)
+            if on_end is not None:
+                on_end()
 
     def stream_ids(self) -> list[str]:
         with self._lock:

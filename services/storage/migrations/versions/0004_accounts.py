@@ -39,6 +39,8 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(24), nullable=False),
         sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("models", sa.JSON()),
+        sa.Column("rpm", sa.Integer()),
+        sa.Column("max_streams", sa.Integer()),
         sa.Column("expires_at", sa.DateTime()),
         sa.Column("revoked_at", sa.DateTime()),
         sa.Column("created_at", sa.DateTime(), nullable=False),
