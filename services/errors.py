@@ -3,10 +3,15 @@ from __future__ import annotations
 
 
 class ApiError(Exception):
-    """Becomes `{"error": {"code", "message"}}` with `status`, before any stream starts."""
+    """Becomes `{"error": {"code", "message"}}` with `status`, before any stream starts.
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    `param` names the request field at fault, for the OpenAI-compatible routes, whose
+    errors say so (`{"error": {…, "type", "param"}}`); the rest of the API leaves it out.
+    """
+
+    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.param = param
