@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from blueprints import chat, health, models, pages, streams
+from blueprints import chat, health, models, openai_compat, pages, streams
 from blueprints.errors import register_error_handlers
 from services import providers, storage, streaming, web
 from services.config import default_settings, settings_from_env
@@ -33,7 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     providers.init_app(app)
     streaming.init_app(app)
 
-    for blueprint in (chat.bp, streams.bp, models.bp, health.bp, pages.bp):
+    for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
 

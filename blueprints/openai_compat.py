@@ -1,0 +1,40 @@
+"""The OpenAI-compatible API: `/v1/chat/completions` and `/v1/models`.
+
+Errors on these routes have OpenAI's shape (blueprints/errors.py), so the official
+SDKs raise their own exception classes for them.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, stream_with_context
+
+from services import openai_compat
+from services.providers import registry
+from services.sse import sse_response
+from services.streaming import streaming
+
+from .errors import json_body
+
+bp = Blueprint("openai_compat", __name__, url_prefix="/v1")
+
+
+def resolve_caller() -> None:
+    """Who is calling. Accounts are not wired in yet: any or no `Authorization` header is
+    accepted and every caller is the one local user. Auth replaces this call with the
+    caller it resolves (and hands that to the service functions)."""
+    return None
+
+
+@bp.post("/chat/completions")
+def chat_completions() -> Response:
+    resolve_caller()
+    core = streaming()
+    started = openai_compat.start_completion(registry(), core, json_body())
+    if started.stream:
+        return sse_response(stream_with_context(openai_compat.stream_completion(core, started)))
+    return jsonify(openai_compat.wait_for_completion(core, started))
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    resolve_caller()
+    return jsonify(openai_compat.model_list(registry()))
