@@ -103,6 +103,11 @@ def test_harmless_fields_are_accepted_and_ignored(client):
      400, "invalid_json"),
     ("POST", "/v1/chat/completions", {"data": "[1]", "content_type": "application/json"},
      400, "invalid_json"),
+    ("POST", "/v1/chat/completions", {"json": {"model": "demo/echo", "messages": [
+        {"role": "user", "content": "a\u0000b"}]}}, 400, "invalid_text"),
+    ("POST", "/v1/chat/completions", {"data": '{"messages": ' + "[" * 100 + "]" * 100 + "}",
+                                      "content_type": "application/json"},
+     400, "too_deeply_nested"),
     ("POST", "/v1/chat/completions", {"data": "{}" + " " * 2_000_000,
                                       "content_type": "application/json"},
      413, "payload_too_large"),
