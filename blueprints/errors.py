@@ -1,5 +1,9 @@
 """Every error is JSON: `{"error": {"code", "message"}}` with the fitting status.
 
+Under `/v1` (the OpenAI-compatible API) every error, a 404 for an unknown path or
+a 405 included, has OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`,
+which holds the same two fields: the SDKs raise their own exceptions for it.
+
 Also the one place that reads a request's JSON body, so that malformed input
 fails the same way everywhere.
 """
@@ -13,12 +17,18 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from services.errors import ApiError
+from services.openai_compat import error_object
 from services.web import read_json_body
 
 logger = logging.getLogger(__name__)
 
+OPENAI_PREFIX = "/v1/"
 
-def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
+
+def error_response(status: int, code: str, message: str,
+                   param: str | None = None) -> tuple[Response, int]:
+    if f"{request.path}/".startswith(OPENAI_PREFIX):
+        return jsonify(error_object(status, code, message, param)), status
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
@@ -33,7 +43,7 @@ def _snake_case(name: str) -> str:
 
 
 def _api_error(exc: ApiError) -> tuple[Response, int]:
-    response, status = error_response(exc.status, exc.code, exc.message)
+    response, status = error_response(exc.status, exc.code, exc.message, exc.param)
     response.headers.update(exc.headers)
     return response, status
 

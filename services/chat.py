@@ -22,7 +22,6 @@ from .storage import Message, Thread
 from .storage.models import new_id, utcnow
 from .tools import parse_tool_results, parse_tools, pending_tool_calls
 from .streaming import RunSpec, StreamRun, Streaming, to_client
-from .streaming.event_log import LogUnavailable
 from .streaming.leases import lease_until
 from .streaming.subscribe import follow
 
@@ -189,11 +188,8 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     so it is Core statements on the request's connection (two reads, one insert, one
     update, one commit) rather than ORM units of work.
     """
-    if core.draining.is_set():
-        raise ApiError(503, "shutting_down", "This server is shutting down; try again.")
     reply = parse_reply(body)
-    if not core.log.available():  # fail before storing, not after
-        raise LogUnavailable("checked before starting an answer")
+    core.ensure_accepting()
     connection = session.connection()
     thread = connection.execute(select(_THREADS.c.title, _THREADS.c.model, _THREADS.c.system)
                                 .where(_THREADS.c.id == thread_id,

@@ -64,9 +64,10 @@ class RequestLimits:
                        "x-ratelimit-remaining-requests": str(stats.remaining),
                        "x-ratelimit-reset-requests": _reset_text(wait)}
             if not allowed:
+                retry_after = str(math.ceil(wait) or 1)
                 raise ApiError(429, "rate_limited",
                                f"This {kind} may send {item.amount} requests a minute. "
-                               + REFUSED_HINT, {**headers, "Retry-After": str(math.ceil(wait) or 1)})
+                               + REFUSED_HINT, headers={**headers, "Retry-After": retry_after})
         return headers
 
 
@@ -117,7 +118,7 @@ class StreamSlots:
                     self._give_one(done, stream_id)
                 raise ApiError(429, "too_many_streams",
                                f"At most {limit} answers may stream at once here; wait for one "
-                               "to end, or cancel one.", {"Retry-After": "1"})
+                               "to end, or cancel one.", headers={"Retry-After": "1"})
             taken.append(owner)
 
     def give_back(self, owners: list[str], stream_id: str) -> None:

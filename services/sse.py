@@ -1,7 +1,8 @@
 """Server-Sent Events: the one module that knows the wire format.
 
-Encoding is for Sluice's own streams (the README's event table). Decoding is for the
-providers' streams and for clients (tests, benchmarks); it sits on top of
+Encoding is for Sluice's own streams (the README's event table) and for OpenAI-style
+streams, which are `data:` lines only (`/v1`). Decoding is for the providers' streams
+and for clients (tests, benchmarks); it sits on top of
 `sseclient-py` and adds what that library leaves out: an event that the body
 ends in the middle of is dropped, not dispatched half-read, and the caller can
 ask whether the body ended cleanly.
@@ -34,6 +35,18 @@ def encode_event(seq: int, event_type: str, payload: dict[str, Any]) -> bytes:
     body = {"type": event_type, "seq": seq, **payload}
     data = json.dumps(body, ensure_ascii=False)
     return f"id: {seq}\nevent: {event_type}\ndata: {data}\n\n".encode()
+
+
+def event_data(frame: bytes) -> dict[str, Any]:
+    """The `data` object of a frame `encode_event` wrote (its last line, one JSON object)."""
+    return json.loads(frame.rstrip(b"\n").rpartition(b"\ndata: ")[2])
+
+
+def encode_data(data: Any) -> bytes:
+    """A frame of one `data` line and nothing else, as OpenAI-style streams are written:
+    a `str` is sent as it is (`[DONE]`), anything else as one line of JSON."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"data: {text}\n\n".encode()
 
 
 def sse_response(frames: Iterable[bytes]) -> Response:

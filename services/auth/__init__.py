@@ -98,7 +98,8 @@ def csrf_token() -> str | None:
 
 
 def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": 'Bearer realm="sluice"'})
+    return ApiError(401, "unauthorized", message,
+                    headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
 
 
 def _from_key(header: str) -> Identity:

@@ -39,9 +39,13 @@ class ResolvedModel:
         return self.settings.id
 
     def request(self, base: ChatRequest) -> ChatRequest:
-        """`base` addressed to this model, with its temperature and token limit."""
-        return replace(base, model=self.settings.name,
-                       temperature=self.settings.temperature, max_tokens=self.settings.max_tokens)
+        """`base` addressed to this model. A temperature the request sets wins over the
+        model's; its token limit is capped by the model's, which is the operator's."""
+        settings = self.settings
+        temperature = base.temperature if base.temperature is not None else settings.temperature
+        limits = [n for n in (base.max_tokens, settings.max_tokens) if n is not None]
+        return replace(base, model=settings.name, temperature=temperature,
+                       max_tokens=min(limits) if limits else None)
 
 
 # provider name -> (is it usable with these settings?, how to build its client)

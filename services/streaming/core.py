@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import redis
 from flask import Flask, current_app
 
+from ..errors import ApiError
 from ..storage import Database
-from .event_log import EventLog
+from .event_log import EventLog, LogUnavailable
 from .leases import LeaseKeeper
 from .manager import RunManager
 from .redis_log import RedisCancelBus
@@ -34,6 +35,14 @@ class Streaming:
     stalled: StalledClients | None = None
     slots: StreamSlots | None = None  # rate limits' open-stream slots (services/ratelimit.py)
     draining: threading.Event = field(default_factory=threading.Event)
+
+    def ensure_accepting(self) -> None:
+        """A 503 unless a new answer may start now: not while this server shuts down, nor
+        while the shared log (Redis) is away, so a request fails before it stores anything."""
+        if self.draining.is_set():
+            raise ApiError(503, "shutting_down", "This server is shutting down; try again.")
+        if not self.log.available():
+            raise LogUnavailable("checked before starting an answer")
 
     def stop(self) -> None:
         """Stop this process's background work (tests; the process is going away)."""

@@ -41,7 +41,9 @@ class RunSpec:
     """Everything a producer needs, as plain values."""
 
     stream_id: str
-    message_id: str  # the assistant message this run fills
+    # The assistant message this run fills; None for a stateless answer (/v1), which
+    # stores nothing: the event log is all there is of it.
+    message_id: str | None
     thread_id: str | None
     candidates: tuple[ResolvedModel, ...]  # the model, then its fallbacks
     request: ChatRequest  # provider-neutral; addressed to each candidate in turn
@@ -268,6 +270,8 @@ class StreamRun:
     def checkpoint(self) -> dict[str, Any] | None:
         """The text so far, for the process's grouped checkpoint (checkpoints.py), if it
         has grown since the last one; a crash then loses at most one interval of it."""
+        if self.spec.message_id is None:
+            return None  # a stateless answer: nothing to store
         size = (len(self._text), len(self._reasoning))
         if size == self._checkpointed or self.finished.is_set():
             return None
@@ -276,6 +280,8 @@ class StreamRun:
                 "reasoning": "".join(self._reasoning) or None, "model": self._model.id}
 
     def _store(self, **values: Any) -> None:
+        if self.spec.message_id is None:
+            return  # a stateless answer: nothing to store
         # A Core statement on one connection: no ORM session on the path of every end.
         with self.db.engine.begin() as connection:
             connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == self.spec.message_id)

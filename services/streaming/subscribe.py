@@ -8,7 +8,30 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..sse import PING, encode_event
-from .event_log import FINAL_EVENT, EventLog, LogUnavailable
+from .event_log import FINAL_EVENT, EventLog, LogUnavailable, StreamEvent
+
+
+def event_pages(log: EventLog, stream_id: str, after: int,
+                wait_seconds: float) -> Iterator[list[StreamEvent]]:
+    """The stream's events after `after`, then live ones until `done`, a page at a time:
+    all that is waiting, or an empty page after `wait_seconds` without any.
+
+    Ends early, without `done`, if the log cannot be read (Redis is away).
+    """
+    while True:
+        try:
+            page = log.read(stream_id, after, timeout=wait_seconds)
+        except LogUnavailable:
+            return
+        if page.events:
+            after = page.events[-1].seq
+            yield page.events
+            if page.events[-1].type == FINAL_EVENT:
+                return
+        elif page.closed:
+            return
+        else:
+            yield []
 
 
 def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> Iterator[bytes]:
@@ -16,22 +39,11 @@ def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> It
 
     Events that are already waiting go out in one write. A client that has gone
     away is noticed when a write (an event or a ping) fails and the server
-    closes this generator; the run itself is not affected.
+    closes this generator; the run itself is not affected. If Redis is away the
+    response ends; the client resumes from its last event id later.
     """
-    while True:
-        try:
-            page = log.read(stream_id, after, timeout=ping_seconds)
-        except LogUnavailable:
-            return  # Redis is away: end here; the client resumes from `after` later
-        if page.events:
-            after = page.events[-1].seq
-            yield b"".join(event.frame for event in page.events)
-            if page.events[-1].type == FINAL_EVENT:
-                return
-        elif page.closed:
-            return
-        else:
-            yield PING
+    for page in event_pages(log, stream_id, after, ping_seconds):
+        yield b"".join(event.frame for event in page) if page else PING
 
 
 def stored_start(message: dict[str, Any]) -> dict[str, Any]:
