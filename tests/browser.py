@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,18 +40,24 @@ def page_server(start_server):
     return start_server(SLUICE_DEMO_TOKENS_PER_SECOND="25")
 
 
-@pytest.fixture
-def page(chromium, page_server):
-    context = chromium.new_context(viewport={"width": 1200, "height": 800},
-                                   base_url=page_server.url)
+@contextmanager
+def browser_page(chromium, server) -> Iterator[Page]:
+    """A fresh browser context on `server`; no script error may happen on its page."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 800}, base_url=server.url)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/")
-    expect(page.locator("#model-picker")).to_have_value("demo/echo")
     yield page
     context.close()
     assert not errors, errors  # no script error on the page, ever
+
+
+@pytest.fixture
+def page(chromium, page_server):
+    with browser_page(chromium, page_server) as page:
+        page.goto("/")
+        expect(page.locator("#model-picker")).to_have_value("demo/echo")
+        yield page
 
 
 def ask(page: Page, text: str) -> None:

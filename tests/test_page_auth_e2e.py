@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .accounts import PASSWORD, create_account
-from .browser import answer, ask, save_screenshot, wait_until_done
+from .browser import answer, ask, browser_page, save_screenshot, wait_until_done
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -16,19 +16,13 @@ def auth_server(start_server):
 
 
 @pytest.fixture
-def browser_page(chromium, auth_server):
-    context = chromium.new_context(viewport={"width": 1200, "height": 800},
-                                   base_url=auth_server.url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, errors
+def signed_out_page(chromium, auth_server):
+    with browser_page(chromium, auth_server) as page:
+        yield page
 
 
-def test_sign_in_chat_manage_a_key_and_sign_out(browser_page, auth_server):
-    page = browser_page
+def test_sign_in_chat_manage_a_key_and_sign_out(signed_out_page, auth_server):
+    page = signed_out_page
     create_account(auth_server, "grace")
     page.goto("/")
     expect(page).to_have_url(f"{auth_server.url}/login?next=/")
