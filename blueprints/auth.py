@@ -8,6 +8,7 @@ from services import auth
 from services.auth.accounts import authenticate
 from services.auth.keys import create_key, list_keys, parse_key_request, revoke_key
 from services.errors import ApiError
+from services.ratelimit import rate_limits
 from services.storage import request_session
 from services.storage.models import User
 
@@ -28,7 +29,10 @@ def login() -> Response:
     if current_app.config["SLUICE_AUTH"] == "off":
         raise ApiError(404, "auth_off", "Signing in is off on this server (SLUICE_AUTH=off).")
     body = json_body()
-    user = authenticate(request_session(), body.get("name"), body.get("password"))
+    name = body.get("name")
+    if isinstance(name, str):
+        rate_limits().sign_in_attempt(name)
+    user = authenticate(request_session(), name, body.get("password"))
     if user is None:
         raise ApiError(401, "invalid_credentials", "Wrong user name or password.")
     token = auth.sign_in(user)

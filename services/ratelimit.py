@@ -32,6 +32,9 @@ from .errors import ApiError
 from .streaming import streaming
 
 EXTENSION = "sluice.ratelimit"
+# Sign-in attempts a minute for one user name, whatever the limits above: a password
+# cannot be guessed at the server's speed, and a user locked out waits a minute.
+SIGN_IN_ATTEMPTS = 10
 REFUSED_HINT = "Slow down: wait for the time in Retry-After, then send it again."
 
 
@@ -167,6 +170,15 @@ class RateLimits:
                 self._requests = RequestLimits(self.uri, self.config["SLUICE_USER_RPM"],
                                                self.config["SLUICE_KEY_RPM"])
             return self._requests
+
+    def sign_in_attempt(self, name: str) -> None:
+        """Count an attempt to sign in as `name`; a 429 past `SIGN_IN_ATTEMPTS` a minute."""
+        item = RateLimitItemPerMinute(SIGN_IN_ATTEMPTS)
+        limiter = self.requests().limiter
+        if not limiter.hit(item, "sign-in", name[:64]):
+            wait = limiter.get_window_stats(item, "sign-in", name[:64]).reset_time - time.time()
+            raise ApiError(429, "rate_limited", "Too many attempts to sign in as this user; "
+                           "wait a minute.", headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
     def counts_requests(self, key_rpm: int | None) -> bool:
         return bool(key_rpm or self.config["SLUICE_USER_RPM"] or self.config["SLUICE_KEY_RPM"])

@@ -225,3 +225,14 @@ def test_the_operator_cli_manages_users_and_keys(server, ada):
     assert listed.returncode == 0 and ada.key_id in listed.stdout
     assert ada.key not in listed.stdout and ada.key[:14] in listed.stdout
     assert server.cli("keys", "revoke", "key_doesnotexist").returncode != 0
+
+
+def test_guessing_a_password_is_stopped_after_ten_tries_a_minute(server):
+    made = server.cli("users", "create", "gus", "--password-stdin", input="the real password\n")
+    assert made.returncode == 0
+    tries = [server.api("POST", "/login", json={"name": "gus", "password": f"guess {n}"})
+             for n in range(11)]
+    assert [t.status_code for t in tries] == [401] * 10 + [429]
+    assert int(tries[-1].headers["Retry-After"]) >= 1
+    right = server.api("POST", "/login", json={"name": "gus", "password": "the real password"})
+    assert right.status_code == 429  # even the right password waits out the minute

@@ -25,7 +25,7 @@ from flask import Flask, current_app, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ..errors import ApiError
-from ..storage import database
+from ..storage import request_session
 from ..storage.models import LOCAL_USER_ID, User
 from .keys import key_for
 
@@ -106,27 +106,20 @@ def _from_key(header: str) -> Identity:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("Send an API key as 'Authorization: Bearer sk-sluice-…'.")
-    db_session = database().sessions()
-    try:
-        key = key_for(db_session, secret.strip())
-        user = db_session.get(User, key.user_id) if key is not None else None
-        if key is None or user is None:
-            raise _unauthorized("This API key is not valid: unknown, revoked or expired.")
-        return Identity(user.id, user.name, "key", tuple(key.models) if key.models else None,
-                        key.id, key.rpm, key.max_streams)
-    finally:
-        db_session.close()
+    db_session = request_session()
+    key = key_for(db_session, secret.strip())
+    user = db_session.get(User, key.user_id) if key is not None else None
+    if key is None or user is None:
+        raise _unauthorized("This API key is not valid: unknown, revoked or expired.")
+    return Identity(user.id, user.name, "key", tuple(key.models) if key.models else None,
+                    key.id, key.rpm, key.max_streams)
 
 
 def _from_session() -> Identity | None:
     user_id = session.get("uid")
     if not user_id:
         return None
-    db_session = database().sessions()
-    try:
-        user = db_session.get(User, user_id)
-    finally:
-        db_session.close()
+    user = request_session().get(User, user_id)
     if user is None:  # deleted since signing in
         session.clear()
         return None
