@@ -51,6 +51,10 @@ class RedisEventLog(EventLog):
         self.local = MemoryEventLog(min(ttl_seconds, LOCAL_TTL_SECONDS), local_max_bytes)
         self._own: dict[str, int] = {}  # streams this process produces -> last seq
         self._lock = threading.Lock()
+        # One PING at a time: a burst of requests shares the answer of the one in
+        # flight instead of queueing hundreds of PINGs for the shared pool.
+        self._ping_lock = threading.Lock()
+        self._pinged: tuple[float, bool] = (0.0, False)  # when, and whether Redis answered
         self.writer = RedisWriter(client)
         self.tail = RedisTail(reader, client, self._copy_in, self.local.drop)
 
@@ -66,13 +70,20 @@ class RedisEventLog(EventLog):
         """Whether Redis answers now; checked before a request stores anything, so that a
         request fails cleanly rather than store a message it cannot stream. A batch Redis
         took a moment ago says so; otherwise one PING does."""
-        if self.writer.healthy and time.monotonic() - self.writer.last_success < 0.5:
+        asked = time.monotonic()
+        if self.writer.healthy and asked - self.writer.last_success < 0.5:
             return True
-        try:
-            self.client.ping()
-            return True
-        except REDIS_ERRORS:
-            return False
+        with self._ping_lock:
+            pinged_at, answered = self._pinged
+            if pinged_at >= asked:
+                return answered  # a PING sent after this request arrived has answered
+            try:
+                self.client.ping()
+                answered = True
+            except REDIS_ERRORS:
+                answered = False
+            self._pinged = (time.monotonic(), answered)
+            return answered
 
     # --- streams this process produces ------------------------------------------------
 
