@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from blueprints import auth as auth_views, chat, health, models, pages, streams
+from blueprints import auth as auth_views, chat, health, models, openapi, pages, streams
 from blueprints.errors import register_error_handlers
 from services import auth, providers, storage, streaming, web
 from services.auth.cli import init_cli
@@ -35,7 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     providers.init_app(app)
     streaming.init_app(app)
 
-    for blueprint in (chat.bp, streams.bp, models.bp, health.bp, pages.bp, auth_views.bp):
+    for blueprint in (chat.bp, streams.bp, models.bp, health.bp, pages.bp, auth_views.bp,
+                      openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     init_cli(app)
