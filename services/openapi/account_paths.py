@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .builders import (PUBLIC, READ_SECURITY, WRITE_SECURITY, closed, errors, json_body,
-                       json_response, nullable, operation, path_id, ref)
+                       json_response, nullable, operation, path_id, ref, with_links)
 
 HTML = {"text/html": {"schema": {"type": "string"}}}
 
@@ -32,9 +32,11 @@ def keys() -> dict[str, Any]:
         errors(), security=READ_SECURITY),
         "post": operation(
         "createKey", "Make an API key", "accounts",
-        {"201": json_response("The key, and its secret: shown this once, stored only as a "
-                              "hash.", closed({"key": ref("Key"), "secret": {
-                                  "type": "string", "pattern": "^sk-sluice-[A-Za-z0-9_-]+$"}}))},
+        {"201": with_links(json_response(
+            "The key, and its secret: shown this once, stored only as a hash.",
+            closed({"key": ref("Key"), "secret": {"type": "string",
+                                                  "pattern": "^sk-sluice-[A-Za-z0-9_-]+$"}})),
+            "key_id", "/key/id", "revokeKey")},
         errors(reads_body=True, changes=True, own={400: ("invalid_field",)}),
         body=json_body(ref("KeyRequest"), required=False), security=WRITE_SECURITY)}
 
@@ -61,12 +63,12 @@ def login() -> dict[str, Any]:
                                                        "csrf_token": {"type": "string"}})),
          },
         errors(reads_body=True, changes=True, public=True, own={
-            400: ("invalid_field",),
-            401: ("invalid_credentials",), 404: ("auth_off",)}),
+            400: ("invalid_field",), 401: ("invalid_credentials",), 404: ("auth_off",)}),
         body=json_body(ref("Login")), security=PUBLIC,
         description="A wrong name and a wrong password get the same `401 "
-                    "invalid_credentials`. With `SLUICE_AUTH=off` there is nobody to sign "
-                    "in as: `404 auth_off`.")}
+                    "invalid_credentials`; a name or password that is not a string is "
+                    "`400 invalid_field`. With `SLUICE_AUTH=off` there is nobody to sign in "
+                    "as: `404 auth_off`.")}
 
 
 def logout() -> dict[str, Any]:

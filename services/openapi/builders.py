@@ -61,6 +61,17 @@ def json_response(description: str, schema: Schema) -> dict[str, Any]:
     return {"description": description, "content": json_content(schema)}
 
 
+def with_links(response: dict[str, Any], parameter: str, pointer: str,
+               *operation_ids: str) -> dict[str, Any]:
+    """`response` with OpenAPI links: its object's id (at JSON `pointer` in the body) is the
+    `parameter` of each of those operations. Readers see what follows; schemathesis walks
+    them to build request sequences on real objects."""
+    links = {op_id[0].upper() + op_id[1:]: {"operationId": op_id,
+                                            "parameters": {parameter: f"$response.body#{pointer}"}}
+             for op_id in operation_ids}
+    return {**response, "links": {**response.get("links", {}), **links}}
+
+
 def json_body(schema: Schema, *, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": json_content(schema)}
 

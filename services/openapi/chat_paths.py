@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .builders import (READ_SECURITY, WRITE_SECURITY, closed, errors, json_body, json_response,
-                       operation, path_id, ref)
+                       operation, path_id, ref, with_links)
 from .events import event_stream
 from .schemas import MESSAGE_STATUSES
 
@@ -28,7 +28,9 @@ def _thread(summary: str) -> dict[str, Any]:
 
 def threads() -> dict[str, Any]:
     return {"post": operation(
-        "createThread", "Start a thread", "threads", {"201": _thread("The new, empty thread.")},
+        "createThread", "Start a thread", "threads", {"201": with_links(
+            _thread("The new, empty thread."), "thread_id", "/thread/id", "getThread",
+            "renameThread", "listMessages", "sendMessage", "streamMessage", "deleteThread")},
         errors(reads_body=True, changes=True, own={400: MODEL_CODES, 403: ("model_not_allowed",)}),
         body=json_body(ref("ThreadFields"), required=False), security=WRITE_SECURITY,
         description="Every field is optional; a model must be one this server serves."),
@@ -69,9 +71,10 @@ def messages() -> dict[str, Any]:
         errors(own={404: THREAD_NOT_FOUND}), security=READ_SECURITY),
         "post": operation(
         "sendMessage", "Send a message and wait for the answer", "messages",
-        {"200": json_response("The stored request message (yours, or the last tool result) "
-                              "and the finished answer, `complete`, `cancelled` or "
-                              "`interrupted`.", replied),
+        {"200": with_links(json_response(
+            "The stored request message (yours, or the last tool result) and the finished "
+            "answer, `complete`, `cancelled` or `interrupted`.", replied),
+            "stream_id", "/response/stream_id", "streamEvents", "cancelStream"),
          "502": json_response("The model failed; both messages are stored, the answer with "
                               "status `error` and the text that did arrive.", failed)},
         errors(reads_body=True, changes=True, own=REPLY_CODES),
