@@ -78,10 +78,55 @@ COMPLETION = {
                 "logprobs": {"type": "null"},
                 "finish_reason": {"enum": ["stop", "length", "tool_calls", "content_filter"]},
             }}},
-        "usage": closed({"prompt_tokens": {"type": "integer", "minimum": 0},
-                         "completion_tokens": {"type": "integer", "minimum": 0},
-                         "total_tokens": {"type": "integer", "minimum": 0}}),
+        "usage": ref("TokenUsage"),
     },
+}
+
+TOKEN_USAGE = closed({"prompt_tokens": {"type": "integer", "minimum": 0},
+                     "completion_tokens": {"type": "integer", "minimum": 0},
+                     "total_tokens": {"type": "integer", "minimum": 0}},
+                    description="0 where the provider reported nothing.")
+
+CHUNK = {
+    "type": "object",
+    "required": ["id", "object", "created", "model", "choices"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^chatcmpl-"},
+        "object": {"const": "chat.completion.chunk"},
+        "created": {"type": "integer"},
+        "model": {"type": "string"},
+        "system_fingerprint": {"type": "null"},
+        "choices": {"type": "array", "maxItems": 1, "items": {
+            "type": "object", "required": ["index", "delta", "finish_reason"],
+            "properties": {
+                "index": {"const": 0},
+                "delta": {"type": "object", "properties": {
+                    "role": {"const": "assistant"},
+                    "content": {"type": "string"},
+                    "reasoning_content": {"type": "string"},
+                    "refusal": {"type": "null"},
+                    "tool_calls": {"type": "array", "items": closed({
+                        "index": {"type": "integer", "minimum": 0},
+                        **OPENAI_TOOL_CALL["properties"]})},
+                }},
+                "logprobs": {"type": "null"},
+                "finish_reason": nullable({"enum": ["stop", "length", "tool_calls",
+                                                    "content_filter"]}),
+            }}},
+        "usage": nullable(ref("TokenUsage")),
+    },
+    "description": "One piece of a streamed completion. With `stream_options.include_usage` "
+                   "every chunk has `usage: null` but the last, which has no choices.",
+}
+
+# An event of a streamed completion: a chunk, an error in the place of one (the answer
+# failed), or the `[DONE]` that ends the stream.
+COMPLETION_EVENT = {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json",
+         "contentSchema": {"anyOf": [ref("ChatCompletionChunk"), ref("OpenAIError")]}}]}},
 }
 
 OPENAI_MODEL = closed({"id": {"type": "string"}, "object": {"const": "model"},
@@ -90,7 +135,8 @@ OPENAI_MODEL = closed({"id": {"type": "string"}, "object": {"const": "model"},
 COMPONENTS: dict[str, Schema] = {
     "OpenAIError": OPENAI_ERROR, "ChatCompletionMessage": CHAT_MESSAGE,
     "ChatCompletionRequest": COMPLETION_REQUEST, "ChatCompletion": COMPLETION,
-    "OpenAIToolCall": OPENAI_TOOL_CALL, "OpenAIModel": OPENAI_MODEL,
+    "OpenAIToolCall": OPENAI_TOOL_CALL, "OpenAIModel": OPENAI_MODEL, "TokenUsage": TOKEN_USAGE,
+    "ChatCompletionChunk": CHUNK, "ChatCompletionEvent": COMPLETION_EVENT,
 }
 
 
@@ -115,7 +161,7 @@ def chat_completions() -> dict[str, Any]:
                                 "`chat.completion.chunk` objects as `data:` lines, then "
                                 "`data: [DONE]`.",
                  "content": {**json_content(ref("ChatCompletion")),
-                             "text/event-stream": {"schema": {"type": "object"}}}}},
+                             "text/event-stream": {"schema": ref("ChatCompletionEvent")}}}},
         found, body=json_body(ref("ChatCompletionRequest")),
         description="Nothing is stored. A failed answer is an error status (a partial "
                     "answer is not a completion); 429 and 5xx are what the SDKs retry. A "
