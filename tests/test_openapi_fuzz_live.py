@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ from services.openapi import build_document
 from .accounts import Account, create_account
 from .live_server import LiveServer
 from .openapi_scope import FROM_OTHER_BRANCHES
+from .sse_client import read_stream
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -112,6 +114,52 @@ def test_workflows_on_real_objects(fuzz_server, account):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
 
     Workflows.run(settings=settings(FUZZ, max_examples=20, stateful_step_count=8))
+
+
+# Refusals generated requests do not reach, each checked against what the description
+# documents for it: (method, path, request options, expected status). `{last}` is the last
+# event id of the stream `{stream_id}`, an answer in the thread `{thread_id}`.
+REFUSALS = [
+    ("GET", "/api/v1/threads", {"auth": False}, 401),
+    ("POST", "/api/v1/threads", {"headers": {"Origin": "http://elsewhere.example"}}, 403),
+    ("POST", "/api/v1/threads", {"cookie": True}, 403),  # the session without its CSRF token
+    ("POST", "/api/v1/threads", {"data": "title=x", "headers": {
+        "Content-Type": "application/x-www-form-urlencoded"}}, 415),
+    ("POST", "/api/v1/threads/{thread_id}/messages", {"data": b" " * (1024 * 1024 + 1),
+                                                      "headers": {"Content-Type":
+                                                                  "application/json"}}, 413),
+    ("GET", "/api/v1/threads", {"params": {"q": "x" * 9000}}, 414),
+    ("GET", "/api/v1/threads", {"headers": {"X-Big": "x" * 9000}}, 431),
+    ("GET", "/", {"auth": False}, 302),
+    ("GET", "/api/v1/streams/{stream_id}/events", {"headers": {"Last-Event-ID": "{last}"}}, 204),
+    ("POST", "/login", {"auth": False, "json": {"name": "fuzz", "password": "wrong"}}, 401),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "options", "status"), REFUSALS,
+                         ids=[f"{m} {p} {s}" for m, p, _, s in REFUSALS])
+def test_refusals_are_documented(method: str, path: str, options: dict[str, Any], status: int,
+                                 fuzz_server: LiveServer, account: Account) -> None:
+    thread_id = account.api("POST", "/api/v1/threads", json={}).json()["thread"]["id"]
+    stream_id = account.api("POST", f"/api/v1/threads/{thread_id}/messages",
+                            json={"content": "Hi"}).json()["response"]["stream_id"]
+    replay = account.api("GET", f"/api/v1/streams/{stream_id}/events", stream=True)
+    ids = {"thread_id": thread_id, "stream_id": stream_id}
+    last = str(list(read_stream(replay))[-1].id)
+    options = dict(options)
+    headers = {name: value.format(last=last) for name, value in options.pop("headers", {}).items()}
+    session = requests.Session()
+    if options.pop("cookie", False):
+        session, _csrf = account.browser()
+    elif options.pop("auth", True):
+        headers.update(account.auth)
+    with session:  # a connection left open would hold up the server's shutdown
+        response = session.request(method, fuzz_server.url + path.format(**ids), headers=headers,
+                                   allow_redirects=False, timeout=30, **options)
+    assert response.status_code == status, response.text
+    case = schema[path][method].Case(
+        path_parameters={name: value for name, value in ids.items() if f"{{{name}}}" in path})
+    case.validate_response(response, checks=CHECKS)
 
 
 @pytest.mark.parametrize("route", sorted(FROM_OTHER_BRANCHES))
