@@ -11,7 +11,7 @@ from .builders import (PUBLIC, READ_SECURITY, WRITE_SECURITY, closed, errors, js
 HTML = {"text/html": {"schema": {"type": "string"}}}
 
 
-def me() -> dict[str, Any]:
+def _me() -> dict[str, Any]:
     return {"get": operation(
         "getMe", "Who you are", "accounts",
         {"200": json_response("The user this request acts for.", closed({
@@ -23,7 +23,7 @@ def me() -> dict[str, Any]:
         errors(), security=READ_SECURITY)}
 
 
-def keys() -> dict[str, Any]:
+def _keys() -> dict[str, Any]:
     return {"get": operation(
         "listKeys", "Your API keys", "accounts",
         {"200": json_response("Newest first, revoked and expired ones included; never their "
@@ -41,7 +41,7 @@ def keys() -> dict[str, Any]:
         body=json_body(ref("KeyRequest"), required=False), security=WRITE_SECURITY)}
 
 
-def key() -> dict[str, Any]:
+def _key() -> dict[str, Any]:
     return {"parameters": [path_id("key_id", "A key's id (`key_…`).")], "delete": operation(
         "revokeKey", "Revoke an API key", "accounts",
         {"204": {"description": "Revoked (or already was): it stops working at its next "
@@ -50,7 +50,7 @@ def key() -> dict[str, Any]:
         security=WRITE_SECURITY)}
 
 
-def login() -> dict[str, Any]:
+def _login() -> dict[str, Any]:
     return {"get": operation(
         "loginPage", "The sign-in page", "pages", {"200": {
             "description": "An HTML form that posts to `POST /login`.", "content": HTML}},
@@ -71,14 +71,14 @@ def login() -> dict[str, Any]:
                     "as: `404 auth_off`.")}
 
 
-def logout() -> dict[str, Any]:
+def _logout() -> dict[str, Any]:
     return {"post": operation(
         "logout", "Sign out: end the cookie session", "accounts",
         {"204": {"description": "The session cookie is cleared."}},
         errors(changes=True), security=WRITE_SECURITY)}
 
 
-def chat_page() -> dict[str, Any]:
+def _chat_page() -> dict[str, Any]:
     return {"get": operation(
         "chatPage", "The chat page", "pages",
         {"200": {"description": "The page (HTML).", "content": HTML},
@@ -88,13 +88,13 @@ def chat_page() -> dict[str, Any]:
         errors(), security=READ_SECURITY)}
 
 
-def health() -> dict[str, Any]:
+def _health() -> dict[str, Any]:
     ok = json_response("The process is alive.", closed({"status": {"const": "ok"}}))
     return {"get": operation("healthz", "Liveness", "service", {"200": ok}, errors(public=True),
                              security=PUBLIC)}
 
 
-def ready() -> dict[str, Any]:
+def _ready() -> dict[str, Any]:
     state = {"enum": ["ok", "unreachable"]}
     checks = {"type": "object", "required": ["database"], "additionalProperties": False,
               "properties": {"database": state, "redis": {
@@ -109,7 +109,7 @@ def ready() -> dict[str, Any]:
         errors(public=True), security=PUBLIC)}
 
 
-def description_route() -> dict[str, Any]:
+def _description_route() -> dict[str, Any]:
     document = {"type": "object", "required": ["openapi", "info", "paths"],
                 "properties": {"openapi": {"type": "string", "pattern": "^3\\.1\\."}}}
     return {"get": operation(
@@ -120,14 +120,15 @@ def description_route() -> dict[str, Any]:
 
 
 def paths() -> dict[str, Any]:
+    """The path items of accounts, pages, probes and this description, by path."""
     return {
-        "/api/v1/me": me(),
-        "/api/v1/keys": keys(),
-        "/api/v1/keys/{key_id}": key(),
-        "/login": login(),
-        "/logout": logout(),
-        "/": chat_page(),
-        "/healthz": health(),
-        "/readyz": ready(),
-        "/api/v1/openapi.json": description_route(),
+        "/api/v1/me": _me(),
+        "/api/v1/keys": _keys(),
+        "/api/v1/keys/{key_id}": _key(),
+        "/login": _login(),
+        "/logout": _logout(),
+        "/": _chat_page(),
+        "/healthz": _health(),
+        "/readyz": _ready(),
+        "/api/v1/openapi.json": _description_route(),
     }

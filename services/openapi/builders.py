@@ -54,10 +54,12 @@ def closed(properties: dict[str, Schema], *, optional: tuple[str, ...] = (),
 
 
 def json_content(schema: Schema) -> dict[str, Any]:
+    """A `content` map of one JSON media type: every body Sluice reads or writes but streams."""
     return {"application/json": {"schema": schema}}
 
 
 def json_response(description: str, schema: Schema) -> dict[str, Any]:
+    """A JSON answer; the description says when it is given, the schema what it holds."""
     return {"description": description, "content": json_content(schema)}
 
 
@@ -73,6 +75,7 @@ def with_links(response: dict[str, Any], parameter: str, pointer: str,
 
 
 def json_body(schema: Schema, *, required: bool = True) -> dict[str, Any]:
+    """A JSON request body; `required=False` where an empty body means `{}`."""
     return {"required": required, "content": json_content(schema)}
 
 

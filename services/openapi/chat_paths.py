@@ -22,14 +22,14 @@ REPLY_CODES = {400: ("invalid_content", "invalid_tools", "unknown_tool", "unsupp
                503: ("shutting_down", "unavailable")}
 
 
-def _thread(summary: str) -> dict[str, Any]:
+def _one_thread(summary: str) -> dict[str, Any]:
     return json_response(summary, closed({"thread": ref("Thread")}))
 
 
-def threads() -> dict[str, Any]:
+def _threads() -> dict[str, Any]:
     return {"post": operation(
         "createThread", "Start a thread", "threads", {"201": with_links(
-            _thread("The new, empty thread."), "thread_id", "/thread/id", "getThread",
+            _one_thread("The new, empty thread."), "thread_id", "/thread/id", "getThread",
             "renameThread", "listMessages", "sendMessage", "streamMessage", "deleteThread")},
         errors(reads_body=True, changes=True, own={400: MODEL_CODES, 403: ("model_not_allowed",)}),
         body=json_body(ref("ThreadFields"), required=False), security=WRITE_SECURITY,
@@ -41,12 +41,12 @@ def threads() -> dict[str, Any]:
         errors(), security=READ_SECURITY)}
 
 
-def thread() -> dict[str, Any]:
+def _thread() -> dict[str, Any]:
     return {"parameters": [THREAD_ID], "get": operation(
-        "getThread", "One thread", "threads", {"200": _thread("The thread.")},
+        "getThread", "One thread", "threads", {"200": _one_thread("The thread.")},
         errors(own={404: THREAD_NOT_FOUND}), security=READ_SECURITY),
         "patch": operation(
-        "renameThread", "Rename a thread", "threads", {"200": _thread("The renamed thread.")},
+        "renameThread", "Rename a thread", "threads", {"200": _one_thread("The renamed thread.")},
         errors(reads_body=True, changes=True, own={400: ("invalid_field",),
                                                    404: THREAD_NOT_FOUND}),
         body=json_body({"type": "object", "required": ["title"], "properties": {
@@ -59,7 +59,7 @@ def thread() -> dict[str, Any]:
         errors(changes=True, own={404: THREAD_NOT_FOUND}), security=WRITE_SECURITY)}
 
 
-def messages() -> dict[str, Any]:
+def _messages() -> dict[str, Any]:
     listed = closed({"messages": {"type": "array", "items": ref("Message")}})
     replied = closed({"message": ref("Message"), "response": ref("Message")})
     failed = closed({"error": ref("MessageError"), "message": ref("Message"),
@@ -81,7 +81,7 @@ def messages() -> dict[str, Any]:
         body=json_body(ref("Reply")), security=WRITE_SECURITY)}
 
 
-def message_stream() -> dict[str, Any]:
+def _message_stream() -> dict[str, Any]:
     return {"parameters": [THREAD_ID], "post": operation(
         "streamMessage", "Send a message and stream the answer", "messages",
         {"200": event_stream("The answer's events from `start` to `done`. A request refused "
@@ -90,7 +90,7 @@ def message_stream() -> dict[str, Any]:
         body=json_body(ref("Reply")), security=WRITE_SECURITY)}
 
 
-def stream_events() -> dict[str, Any]:
+def _stream_events() -> dict[str, Any]:
     event_id = {"type": "string", "pattern": "^[0-9]{1,18}$"}
     return {"parameters": [STREAM_ID], "get": operation(
         "streamEvents", "Resume a stream", "streams",
@@ -110,7 +110,7 @@ def stream_events() -> dict[str, Any]:
         security=READ_SECURITY)}
 
 
-def stream_cancel() -> dict[str, Any]:
+def _stream_cancel() -> dict[str, Any]:
     statuses = ["cancelling", *MESSAGE_STATUSES]
     return {"parameters": [STREAM_ID], "post": operation(
         "cancelStream", "Stop a stream", "streams",
@@ -123,7 +123,7 @@ def stream_cancel() -> dict[str, Any]:
         security=WRITE_SECURITY)}
 
 
-def models() -> dict[str, Any]:
+def _models() -> dict[str, Any]:
     return {"get": operation(
         "listModels", "The models this server serves", "models",
         {"200": json_response("The default model first, then the configured ones and the "
@@ -133,12 +133,13 @@ def models() -> dict[str, Any]:
 
 
 def paths() -> dict[str, Any]:
+    """The path items of threads, messages, streams and models, by path."""
     return {
-        "/api/v1/threads": threads(),
-        "/api/v1/threads/{thread_id}": thread(),
-        "/api/v1/threads/{thread_id}/messages": messages(),
-        "/api/v1/threads/{thread_id}/messages/stream": message_stream(),
-        "/api/v1/streams/{stream_id}/events": stream_events(),
-        "/api/v1/streams/{stream_id}/cancel": stream_cancel(),
-        "/api/v1/models": models(),
+        "/api/v1/threads": _threads(),
+        "/api/v1/threads/{thread_id}": _thread(),
+        "/api/v1/threads/{thread_id}/messages": _messages(),
+        "/api/v1/threads/{thread_id}/messages/stream": _message_stream(),
+        "/api/v1/streams/{stream_id}/events": _stream_events(),
+        "/api/v1/streams/{stream_id}/cancel": _stream_cancel(),
+        "/api/v1/models": _models(),
     }

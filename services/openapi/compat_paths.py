@@ -148,7 +148,7 @@ def _openai_errors(found: Errors) -> dict[str, Any]:
     return answers
 
 
-def chat_completions() -> dict[str, Any]:
+def _chat_completions() -> dict[str, Any]:
     found = errors(reads_body=True, changes=True, own={
         400: ("invalid_value", "invalid_type", "missing_required_parameter",
               "unsupported_value", "unsupported_parameter"),
@@ -170,7 +170,7 @@ def chat_completions() -> dict[str, Any]:
     return {"post": op}
 
 
-def openai_models() -> dict[str, Any]:
+def _openai_models() -> dict[str, Any]:
     found = errors()
     op = operation("listOpenAIModels", "The models, as OpenAI lists them", "openai",
                    {"200": json_response("The same models as `GET /api/v1/models`.", closed({
@@ -180,7 +180,7 @@ def openai_models() -> dict[str, Any]:
     return {"get": op}
 
 
-def metrics() -> dict[str, Any]:
+def _metrics() -> dict[str, Any]:
     return {"get": operation(
         "metrics", "Prometheus metrics", "service",
         {"200": {"description": "The text exposition format, summed over every worker.",
@@ -194,6 +194,7 @@ def metrics() -> dict[str, Any]:
 
 
 def paths() -> dict[str, Any]:
-    return {"/v1/chat/completions": chat_completions(), "/v1/models": openai_models(),
-            "/metrics": metrics()}
+    """The path items of `/v1` and `/metrics`, by path."""
+    return {"/v1/chat/completions": _chat_completions(), "/v1/models": _openai_models(),
+            "/metrics": _metrics()}
 

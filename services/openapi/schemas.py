@@ -19,6 +19,7 @@ COUNT: Schema = {"type": "integer", "minimum": 0}
 
 
 def sluice_id(prefix: str, what: str) -> Schema:
+    """An id the server made (storage/models.py `new_id`): its kind's prefix, 24 hex digits."""
     return {"type": "string", "pattern": f"^{prefix}_[0-9a-f]{{24}}$", "description": what}
 
 
