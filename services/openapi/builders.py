@@ -113,9 +113,11 @@ def errors(*, reads_body: bool = False, changes: bool = False, public: bool = Fa
            own: dict[int, tuple[str, ...]] | None = None) -> Errors:
     """The errors an operation shares with every other of its kind, then its `own`."""
     found = Errors()
-    found.add(400, *EDGE_400, note="The request was refused before it reached the route.")
+    found.add(400, *EDGE_400, note="`invalid_host` and the malformed requests can be the "
+                                   "answer to any request, before it reaches a route.")
     if reads_body:
-        found.add(400, *BODY_400)
+        found.add(400, *BODY_400, note="The body must be a JSON object whose text can be "
+                                       "stored, nested at most 64 deep.")
         found.add(413, "payload_too_large",
                   note="The body is over `SLUICE_MAX_REQUEST_BYTES`; nothing was changed.")
     if changes:
@@ -150,7 +152,8 @@ def operation(operation_id: str, summary: str, tag: str, ok: dict[str, Any], err
         op["parameters"] = parameters
     if body is not None:
         op["requestBody"] = body
-    op["responses"] = {**ok, **errs.responses()}
+    answers = {**ok, **errs.responses()}
+    op["responses"] = {status: answers[status] for status in sorted(answers)}
     if security is not None:
         op["security"] = security
     return op
