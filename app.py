@@ -10,7 +10,8 @@ import click
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from blueprints import auth as auth_views, chat, health, models, openai_compat, pages, streams
+from blueprints import (auth as auth_views, chat, health, models, openai_compat, openapi, pages,
+                        streams)
 from blueprints.errors import register_error_handlers
 from services import auth, providers, ratelimit, storage, streaming, web
 from services.auth.cli import init_cli
@@ -37,7 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ratelimit.init_app(app)
 
     for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp,
-                      auth_views.bp):
+                      auth_views.bp, openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     init_cli(app)

@@ -38,6 +38,8 @@ TEXT_PART = {"type": "text", "text": "hi"}
     ({"messages": None}, "missing_required_parameter", "messages"),
     ({"messages": []}, "invalid_value", "messages"),
     ({"messages": [{"role": "bot", "content": "hi"}]}, "invalid_value", "messages[0].role"),
+    # Found by the schema fuzzer: a role that is an object was a 500.
+    ({"messages": [{"role": {}, "content": "hi"}]}, "invalid_value", "messages[0].role"),
     ({"messages": [{"role": "function", "name": "f", "content": "{}"}]}, "invalid_value",
      "messages[0].role"),
     ({"messages": [{"role": "user"}]}, "missing_required_parameter", "messages[0].content"),

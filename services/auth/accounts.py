@@ -8,6 +8,7 @@ against a hash, so the time taken does not tell which names exist.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -53,9 +54,12 @@ def find_user(session: Session, name: str) -> User | None:
     return session.scalars(select(User).where(User.name == name)).first()
 
 
-def authenticate(session: Session, name: str, password: str) -> User | None:
-    """The user whose name and password these are, or None (same cost either way)."""
-    user = find_user(session, name) if isinstance(name, str) and NAME.fullmatch(name) else None
+def authenticate(session: Session, name: Any, password: Any) -> User | None:
+    """The user whose name and password these are, or None (same cost either way).
+    `name` and `password` come from a request body: anything but two strings is a 400."""
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise ApiError(400, "invalid_field", "Send 'name' and 'password', both strings.")
+    user = find_user(session, name) if NAME.fullmatch(name) else None
     stored = user.password_hash if user is not None and user.password_hash else None
     try:
         _hasher.verify(stored or _UNKNOWN_USER_HASH, password)

@@ -34,7 +34,7 @@ def _message(item: Any, where: str, tool_names: dict[str, str]) -> ChatMessage:
     if not isinstance(item, dict):
         raise wrong_type(where, "an object")
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise invalid(f"{where}.role", f"Invalid value for '{where}.role': {role!r}. Supported "
                       "values are: 'system', 'developer', 'user', 'assistant' and 'tool'.")
     if role == "assistant":
