@@ -33,7 +33,9 @@ def _snake_case(name: str) -> str:
 
 
 def _api_error(exc: ApiError) -> tuple[Response, int]:
-    return error_response(exc.status, exc.code, exc.message)
+    response, status = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers)
+    return response, status
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
