@@ -11,6 +11,7 @@ from ..storage import Database
 from .event_log import EventLog
 from .leases import LeaseKeeper
 from .manager import RunManager
+from .observer import NO_OBSERVER, StreamObserver
 from .redis_log import RedisCancelBus
 from .subscribe import StalledClients
 
@@ -29,6 +30,7 @@ class Streaming:
     keeper: LeaseKeeper | None = None
     stalled: StalledClients | None = None
     draining: threading.Event = field(default_factory=threading.Event)
+    observer: StreamObserver = NO_OBSERVER  # metrics (services/metrics)
 
     def stop(self) -> None:
         """Stop this process's background work (tests; the process is going away)."""

@@ -43,6 +43,7 @@ def stream_frames(session: Session, stream_id: str, after: int) -> Iterator[byte
     """
     core = streaming()
     stored = _stored_message(session, stream_id).to_dict()
+    core.observer.resumed()
     # The response may stream for minutes: give its database connection back now.
     session.close()
     if core.log.has(stream_id):
@@ -85,6 +86,7 @@ def cancel_stream(session: Session, stream_id: str) -> dict[str, str]:
     is accepted and changes nothing; the answer says which happened."""
     core = streaming()
     message = _stored_message(session, stream_id)
+    core.observer.cancel_requested()
     if core.runs.cancel(stream_id):
         return {"stream_id": stream_id, "status": "cancelling"}
     if message.status == "streaming" and core.bus is not None:
