@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from blueprints import chat, health, models, pages, streams
 from blueprints.errors import register_error_handlers
-from services import providers, storage, streaming, web
+from services import metrics, providers, storage, streaming, web
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
 
@@ -31,7 +31,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     web.init_app(app)
     storage.init_app(app)
     providers.init_app(app)
-    streaming.init_app(app)
+    metrics.init_app(app)
+    streaming.init_app(app, observer=metrics.recorder(app))
 
     for blueprint in (chat.bp, streams.bp, models.bp, health.bp, pages.bp):
         app.register_blueprint(blueprint)

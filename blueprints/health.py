@@ -1,9 +1,11 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Operations of the service: liveness and readiness probes for load balancers and
+orchestrators, and Prometheus' scrape."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from services.health import readiness
+from services.metrics import scrape
 
 bp = Blueprint("health", __name__)
 
@@ -19,3 +21,10 @@ def readyz() -> tuple[Response, int]:
     ready = all(state == "ok" for state in checks.values())
     return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
         200 if ready else 503)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """For clients on this host, or any with `SLUICE_METRICS_TOKEN` (services/metrics.py)."""
+    body, content_type = scrape(request.remote_addr, request.headers)
+    return Response(body, content_type=content_type)
