@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from blueprints import (auth as auth_views, chat, health, models, openai_compat, openapi, pages,
                         streams)
 from blueprints.errors import register_error_handlers
-from services import auth, providers, ratelimit, storage, streaming, web
+from services import auth, metrics, providers, ratelimit, storage, streaming, web
 from services.auth.cli import init_cli
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
@@ -34,7 +34,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     storage.init_app(app)
     auth.init_app(app)
     providers.init_app(app)
-    streaming.init_app(app)
+    metrics.init_app(app)
+    streaming.init_app(app, observer=metrics.recorder(app))
     ratelimit.init_app(app)
 
     for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp,

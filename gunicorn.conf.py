@@ -5,6 +5,8 @@ reads its config file; the application's settings are read by `create_app` only.
 """
 import os
 
+from services.server.metrics_dir import (forget_worker, prepare_metrics_dir,
+                                         remove_own_metrics_dir)
 from services.server.startup import browser_url, check_binds
 
 _port = os.environ.get("PORT", "8000").strip()
@@ -35,10 +37,28 @@ def on_starting(server):
     (Not when the sockets are handed over: a re-executing master, systemd sockets.)"""
     if not (os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS")):
         check_binds(server.cfg.bind)
+    # Here, not at the top of this file: a reload (HUP) reads this file again but
+    # keeps the master and its directory. Set before any worker starts, as each
+    # worker's prometheus_client reads it when imported (services/server/metrics_dir.py).
+    path = prepare_metrics_dir(os.environ)
+    server.log.info("Workers' Prometheus metrics are kept in %s", path)
 
 
 def when_ready(server):
     server.log.info("Sluice is ready: open %s", browser_url(server.cfg.bind[0]))
+
+
+def child_exit(server, worker):
+    """A dead worker's streams are not active any more: drop its share of the gauge.
+    (An exception here would stop the master, so a failure is only logged.)"""
+    try:
+        forget_worker(worker.pid, os.environ)
+    except Exception:  # noqa: BLE001 - the master must outlive a metrics failure
+        server.log.exception("could not drop the metrics of worker %s", worker.pid)
+
+
+def on_exit(server):
+    remove_own_metrics_dir(os.environ)
 
 
 def post_worker_init(worker):

@@ -84,6 +84,11 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "SLUICE_ALLOWED_HOSTS": (),
         # Origins besides this server's own that may make state-changing requests.
         "SLUICE_ALLOWED_ORIGINS": (),
+        # Required as a bearer token to read /metrics; unset: loopback clients only.
+        "SLUICE_METRICS_TOKEN": None,
+        # Where gunicorn's workers keep their metrics so that /metrics sums them all;
+        # gunicorn.conf.py sets it before the workers start. Unset: this process only.
+        "PROMETHEUS_MULTIPROC_DIR": None,
     }
 
 
@@ -134,6 +139,13 @@ def _origin_list(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _token(raw: str) -> str:
+    if not all("!" <= char <= "~" for char in raw):
+        raise ValueError("SLUICE_METRICS_TOKEN must be printable ASCII without spaces, "
+                         "as it is sent in an Authorization header")
+    return raw
+
+
 # Environment variable -> (config key, parser). Unset or empty variables keep the default.
 _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DATABASE_URL": ("DATABASE_URL", str),
@@ -177,6 +189,9 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SLUICE_MAX_REQUEST_BYTES": ("MAX_CONTENT_LENGTH", _number("SLUICE_MAX_REQUEST_BYTES", int)),
     "SLUICE_ALLOWED_HOSTS": ("SLUICE_ALLOWED_HOSTS", _name_list),
     "SLUICE_ALLOWED_ORIGINS": ("SLUICE_ALLOWED_ORIGINS", _origin_list),
+    "SLUICE_METRICS_TOKEN": ("SLUICE_METRICS_TOKEN", _token),
+    # prometheus_client reads this variable itself too; both must agree (services/metrics).
+    "PROMETHEUS_MULTIPROC_DIR": ("PROMETHEUS_MULTIPROC_DIR", str),
 }
 
 

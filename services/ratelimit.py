@@ -29,6 +29,7 @@ from flask import Flask, Response, current_app, g
 from limits import RateLimitItemPerMinute, storage, strategies
 
 from .errors import ApiError
+from .metrics import count_rate_limited
 from .streaming import streaming
 
 EXTENSION = "sluice.ratelimit"
@@ -67,6 +68,7 @@ class RequestLimits:
                        "x-ratelimit-remaining-requests": str(stats.remaining),
                        "x-ratelimit-reset-requests": _reset_text(wait)}
             if not allowed:
+                count_rate_limited(f"{kind}_rpm")
                 retry_after = str(math.ceil(wait) or 1)
                 raise ApiError(429, "rate_limited",
                                f"This {kind} may send {item.amount} requests a minute. "
@@ -119,6 +121,7 @@ class StreamSlots:
             if not self._take_one(owner, limit, stream_id):
                 for done in taken:
                     self._give_one(done, stream_id)
+                count_rate_limited(f"{owner.partition(':')[0]}_streams")
                 raise ApiError(429, "too_many_streams",
                                f"At most {limit} answers may stream at once here; wait for one "
                                "to end, or cancel one.", headers={"Retry-After": "1"})
@@ -176,6 +179,7 @@ class RateLimits:
         item = RateLimitItemPerMinute(SIGN_IN_ATTEMPTS)
         limiter = self.requests().limiter
         if not limiter.hit(item, "sign-in", name[:64]):
+            count_rate_limited("sign_in")
             wait = limiter.get_window_stats(item, "sign-in", name[:64]).reset_time - time.time()
             raise ApiError(429, "rate_limited", "Too many attempts to sign in as this user; "
                            "wait a minute.", headers={"Retry-After": str(max(1, math.ceil(wait)))})

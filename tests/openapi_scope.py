@@ -1,17 +1,8 @@
-"""What the OpenAPI description covers, shared by its two tests: the routes it describes
-before they are served here, and the routes it leaves out on purpose."""
+"""What the OpenAPI description covers, shared by its two tests: the routes it leaves
+out on purpose, and how a Flask rule is written as an OpenAPI path."""
 from __future__ import annotations
 
 import re
-
-# Described in services/openapi/compat_paths.py, but served by branches that are being
-# built in parallel and are not merged yet: `openai-compat` (the OpenAI-compatible API)
-# and `metrics` (Prometheus). Until they land, the routes do not exist here: the drift
-# test allows them to be missing and the fuzz test skips them, saying so. Once a branch
-# has landed, remove its entries, and both tests hold the route to its description.
-FROM_OTHER_BRANCHES: dict[tuple[str, str], str] = {
-    ("GET", "/metrics"): "metrics",
-}
 
 # Flask endpoints that are not part of the HTTP API, so not described.
 NOT_DESCRIBED: dict[str, str] = {

@@ -10,7 +10,7 @@ import jsonschema_rs  # schemathesis's own JSON Schema engine
 import pytest
 import schemathesis
 
-from .openapi_scope import FROM_OTHER_BRANCHES, NOT_DESCRIBED, openapi_path
+from .openapi_scope import NOT_DESCRIBED, openapi_path
 
 # The description does not depend on the storage backend: one is enough.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -92,9 +92,7 @@ def test_every_route_is_described_and_every_description_is_a_route(app, document
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     described = {(method, path) for method, path, _ in operations(document)}
     assert routes - described == set(), "routes the description leaves out"
-    assert described - routes - set(FROM_OTHER_BRANCHES) == set(), "described, but no route"
-    landed = routes & set(FROM_OTHER_BRANCHES)
-    assert not landed, "served now: remove from FROM_OTHER_BRANCHES, so that they are fuzzed"
+    assert described - routes == set(), "described, but no route"
 
 
 def test_the_description_is_public_with_accounts_on(make_app):

@@ -30,7 +30,6 @@ from services.openapi import build_document
 from .accounts import Account, create_account
 from .fake_upstream import Reply, fixture
 from .live_server import LiveServer
-from .openapi_scope import FROM_OTHER_BRANCHES
 from .sse_client import read_stream
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -43,11 +42,7 @@ FUZZ = settings(max_examples=20, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 
 
-def _served_here(ctx: Any) -> bool:
-    return (ctx.operation.method.upper(), ctx.operation.path) in FROM_OTHER_BRANCHES
-
-
-schema = schemathesis.openapi.from_dict(build_document()).exclude(_served_here)
+schema = schemathesis.openapi.from_dict(build_document())
 # Sequences follow the description's own links only. Links schemathesis would infer from
 # the answers' shapes include `GET /api/v1/keys` -> `DELETE /api/v1/keys/{key_id}`, which
 # revokes the key the test authenticates with, and every later request would be a 401.
@@ -200,10 +195,3 @@ def test_a_running_answer_is_busy_then_cancelled_as_documented(fuzz_server, acco
 def operation_case(method: str, path: str, **path_parameters: str) -> Any:
     """A case of one described operation, to check a response that a test made itself."""
     return schema[path][method].Case(path_parameters=path_parameters)
-
-
-@pytest.mark.parametrize("route", sorted(FROM_OTHER_BRANCHES))
-def test_routes_from_other_branches_are_fuzzed_once_they_land(route):
-    method, path = route
-    pytest.skip(f"{method} {path} is served by the {FROM_OTHER_BRANCHES[route]} branch, "
-                "not merged yet: remove it from FROM_OTHER_BRANCHES once it is")

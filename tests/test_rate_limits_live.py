@@ -9,12 +9,21 @@ import threading
 import openai
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from .accounts import create_account, new_key
 from .fake_upstream import Reply, fixture
 from .sse_client import read_stream
 
 _names = (f"limits-{n}" for n in itertools.count())
+
+
+def refusals(server, limit: str) -> float:
+    """`sluice_rate_limited_total{limit=…}` as /metrics shows it."""
+    text = server.api("GET", "/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    return sum(s.value for s in families["sluice_rate_limited"].samples
+               if s.name.endswith("_total") and s.labels.get("limit") == limit)
 
 
 def slow_model(fake_openai, seconds: float) -> str:
@@ -73,6 +82,7 @@ def test_a_key_over_its_stream_quota_is_refused_before_anything_is_stored(
     assert refused.headers["Retry-After"] == "1"
     assert account.api("GET", f"/api/v1/threads/{second_thread}/messages"
                        ).json()["messages"] == []
+    assert refusals(server, "key_streams") >= 1  # operators see it in /metrics
 
     assert next(e for e in events if e.event == "done").data["status"] == "complete"
     again = account.api("POST", f"/api/v1/threads/{second_thread}/messages",

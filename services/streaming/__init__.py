@@ -17,6 +17,7 @@ from .core import EXTENSION, Streaming, streaming
 from .event_log import EventLog, MemoryEventLog
 from .leases import LeaseKeeper
 from .manager import RunManager
+from .observer import NO_OBSERVER, StreamObserver
 from .redis_io import RedisTail
 from .redis_log import RedisCancelBus, RedisEventLog
 from .resume import cancel_stream, stream_frames, to_client
@@ -24,12 +25,13 @@ from .runs import RunSpec, StreamRun
 from .shutdown import install_graceful_shutdown
 from .subscribe import StalledClients
 
-__all__ = ["RunSpec", "StreamRun", "Streaming", "cancel_stream", "init_app",
+__all__ = ["RunSpec", "StreamObserver", "StreamRun", "Streaming", "cancel_stream", "init_app",
            "install_graceful_shutdown", "stream_frames", "streaming", "to_client"]
 
 
-def init_app(app: Flask) -> None:
-    """Attach the event log, run manager, lease keeper and (with Redis) the cancel bus."""
+def init_app(app: Flask, observer: StreamObserver = NO_OBSERVER) -> None:
+    """Attach the event log, run manager, lease keeper and (with Redis) the cancel bus;
+    `observer` hears about every stream (metrics)."""
     config = app.config
     client = None
     if config["REDIS_URL"]:
@@ -49,9 +51,10 @@ def init_app(app: Flask) -> None:
                              max_bytes=config["SLUICE_EVENT_LOG_MAX_BYTES"])
     db = database(app)
     lease = config["SLUICE_LEASE_SECONDS"]
-    runs = RunManager(log, db, config["SLUICE_CHECKPOINT_SECONDS"], lease)
+    runs = RunManager(log, db, config["SLUICE_CHECKPOINT_SECONDS"], lease, observer)
     runs.start_background()
-    core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client)
+    core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client,
+                     observer=observer)
     core.keeper = LeaseKeeper(db, log, runs.stream_ids, lease)
     core.keeper.start()
     core.stalled = StalledClients(config["SLUICE_SEND_TIMEOUT"])

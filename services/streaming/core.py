@@ -13,6 +13,7 @@ from ..storage import Database
 from .event_log import EventLog, LogUnavailable
 from .leases import LeaseKeeper
 from .manager import RunManager
+from .observer import NO_OBSERVER, StreamObserver
 from .redis_log import RedisCancelBus
 from .subscribe import StalledClients
 
@@ -35,6 +36,7 @@ class Streaming:
     stalled: StalledClients | None = None
     slots: StreamSlots | None = None  # rate limits' open-stream slots (services/ratelimit.py)
     draining: threading.Event = field(default_factory=threading.Event)
+    observer: StreamObserver = NO_OBSERVER  # metrics (services/metrics)
 
     def ensure_accepting(self) -> None:
         """A 503 unless a new answer may start now: not while this server shuts down, nor

@@ -10,6 +10,7 @@ from ..storage import Database
 from .checkpoints import Checkpointer
 from .deadlines import Deadlines
 from .event_log import EventLog
+from .observer import NO_OBSERVER, StreamObserver
 from .runs import RunSpec, StreamRun
 
 
@@ -18,9 +19,10 @@ class RunManager:
     deadline timer and one checkpointer."""
 
     def __init__(self, log: EventLog, db: Database, checkpoint_seconds: float,
-                 lease_seconds: float) -> None:
+                 lease_seconds: float, observer: StreamObserver = NO_OBSERVER) -> None:
         self.log = log
         self.db = db
+        self.observer = observer
         self.deadlines = Deadlines()
         self.checkpointer = Checkpointer(db, self.checkpoints, self.stream_ids,
                                          checkpoint_seconds, lease_seconds)
@@ -41,7 +43,7 @@ class RunManager:
         """Open the stream's log and start the producer; `on_end` runs once it has ended
         (it gives back what the answer held, such as its rate-limit slots)."""
         self.log.open(spec.stream_id)
-        run = StreamRun(spec, self.log, self.db, self.deadlines)
+        run = StreamRun(spec, self.log, self.db, self.deadlines, self.observer)
         with self._lock:
             self._runs[spec.stream_id] = run
         # Under gunicorn's gevent worker, threading is monkey-patched: this is a greenlet.
@@ -50,9 +52,11 @@ class RunManager:
         return run
 
     def _produce(self, run: StreamRun, on_end: Callable[[], None] | None) -> None:
+        self.observer.stream_opened()
         try:
             run.run()
         finally:
+            self.observer.stream_closed()
             with self._lock:
                 self._runs.pop(run.spec.stream_id, None)
             if on_end is not None:

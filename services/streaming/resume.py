@@ -49,6 +49,7 @@ def stream_frames(session: Session, user_id: str, stream_id: str,
     """
     core = streaming()
     stored = _stored_message(session, stream_id, user_id).to_dict()
+    core.observer.resumed()
     # The response may stream for minutes: give its database connection back now.
     session.close()
     if core.log.has(stream_id):
@@ -91,6 +92,7 @@ def cancel_stream(session: Session, user_id: str, stream_id: str) -> dict[str, s
     is accepted and changes nothing; the answer says which happened."""
     core = streaming()
     message = _stored_message(session, stream_id, user_id)
+    core.observer.cancel_requested()
     if core.runs.cancel(stream_id):
         return {"stream_id": stream_id, "status": "cancelling"}
     if message.status == "streaming" and core.bus is not None:

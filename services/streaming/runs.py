@@ -32,6 +32,7 @@ from .attempts import backoff_delay, stream_from_completion
 from .deadlines import Deadline, Deadlines
 from .event_log import EventLog
 from .leases import INTERRUPTED
+from .observer import NO_OBSERVER, StreamObserver
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ class StreamRun:
     """Produces one answer into the event log and the assistant message."""
 
     def __init__(self, spec: RunSpec, log: EventLog, db: Database,
-                 deadlines: Deadlines) -> None:
+                 deadlines: Deadlines, observer: StreamObserver = NO_OBSERVER) -> None:
         self.spec = spec
+        self.observer = observer  # metrics: first output, failed attempts, the end
         self.log = log
         self.db = db
         self.deadlines = deadlines
@@ -156,6 +158,7 @@ class StreamRun:
                     return self._attempt(candidate)
                 except ProviderError as exc:
                     error = exc
+                    self.observer.attempt_failed(candidate.id, exc.code)
                 if self._cancelled.is_set() or self._first_output_at is not None:
                     return self._halted(error)
                 delay = backoff_delay(candidate.settings.retry, attempt, error)
@@ -251,6 +254,7 @@ class StreamRun:
             return
         with self._lock:
             self._first_output_at = time.monotonic()
+        self.observer.first_output(self._model.id, self._first_output_at - self._started)
         self._disarm_first_token_timer()
         self._write_start()
 
@@ -316,6 +320,8 @@ class StreamRun:
             logger.exception("storing the end of stream %s failed", self.spec.stream_id)
             outcome = Outcome("error", "error", {"code": "storage_error", "retryable": True,
                                                  "message": "The answer could not be stored."})
+        self.observer.answer_ended(self._model.id, outcome.status, metrics["duration_ms"] / 1000,
+                                   usage["input_tokens"], usage["output_tokens"])
         stream_id = self.spec.stream_id
         self._write_start()
         if outcome.error:
