@@ -10,7 +10,6 @@ from services.auth.keys import create_key, list_keys, parse_key_request, revoke_
 from services.errors import ApiError
 from services.ratelimit import rate_limits
 from services.storage import request_session
-from services.storage.models import User
 
 from .errors import json_body
 
@@ -61,9 +60,7 @@ def keys() -> Response:
 @bp.post("/api/v1/keys")
 def new_key() -> tuple[Response, int]:
     options = parse_key_request(json_body())
-    session = request_session()
-    user = session.get(User, auth.current_user().id)
-    key, secret = create_key(session, user, **options)
+    key, secret = create_key(request_session(), auth.current_user().id, **options)
     return jsonify({"key": key.to_dict(), "secret": secret}), 201
 
 

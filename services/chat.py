@@ -180,6 +180,19 @@ def _inputs(reply: ReplyInput, earlier: Sequence[Any]) -> list[dict[str, Any]]:
             for call_id, content in results]
 
 
+def _store_start(session: Session, connection: Any, thread_id: str,
+                 rows: list[dict[str, Any]], changes: dict[str, Any]) -> None:
+    """The request's messages and the empty answer, and the thread's new title and time,
+    in one transaction; `409 thread_busy` if another reply on the thread won the race."""
+    try:
+        connection.execute(insert(_MESSAGES), rows)
+        connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id).values(changes))
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ApiError(409, "thread_busy", "Another message was just sent to this thread.") from exc
+
+
 def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
                 thread_id: str, body: dict[str, Any]) -> StreamRun:
     """Store the request's messages and an empty assistant message, and start the answer.
@@ -215,20 +228,12 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     changes: dict[str, Any] = {"updated_at": assistant["created_at"]}
     if thread.title is None and reply.content:
         changes["title"] = " ".join(reply.content.split())[:TITLE_LENGTH]
-    give_back = core.slots.take_for(user.id, user.key_id, user.key_max_streams,
-                                    assistant["stream_id"]) if core.slots else None
+    give_back = core.take_slots(user.id, user.key_id, user.key_max_streams,
+                                assistant["stream_id"])
     try:
-        connection.execute(insert(_MESSAGES), [*rows, assistant])
-        connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id).values(changes))
-        session.commit()
-    except IntegrityError as exc:  # another reply on this thread won the race
-        session.rollback()
-        if give_back:
-            give_back()
-        raise ApiError(409, "thread_busy", "Another message was just sent to this thread.") from exc
+        _store_start(session, connection, thread_id, [*rows, assistant], changes)
     except BaseException:
-        if give_back:
-            give_back()
+        give_back()  # nothing was stored: the slot is free again
         raise
     inputs = [Message(**row) for row in rows]  # never added to the session: plain values
     request = ChatRequest(model="", messages=_history(thread, [*earlier, *inputs]),

@@ -106,11 +106,10 @@ def _from_key(header: str) -> Identity:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("Send an API key as 'Authorization: Bearer sk-sluice-…'.")
-    db_session = request_session()
-    key = key_for(db_session, secret.strip())
-    user = db_session.get(User, key.user_id) if key is not None else None
-    if key is None or user is None:
+    found = key_for(request_session(), secret.strip())
+    if found is None:
         raise _unauthorized("This API key is not valid: unknown, revoked or expired.")
+    key, user = found
     return Identity(user.id, user.name, "key", tuple(key.models) if key.models else None,
                     key.id, key.rpm, key.max_streams)
 

@@ -54,7 +54,7 @@ def keys_create(user_name: str, name: str | None, expires_in_days: float | None,
         user = find_user(session, user_name)
         if user is None:
             raise click.ClickException(f"there is no user {user_name!r}")
-        key, secret = create_key(session, user, name, expires_in_days, list(models) or None,
+        key, secret = create_key(session, user.id, name, expires_in_days, list(models) or None,
                                  rpm, max_streams)
         click.echo(key.id)
         click.echo(secret)

@@ -28,13 +28,13 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, user: User, name: str | None = None,
+def create_key(session: Session, user_id: str, name: str | None = None,
                expires_in_days: float | None = None, models: list[str] | None = None,
                rpm: int | None = None, max_streams: int | None = None) -> tuple[ApiKey, str]:
-    """A new key for `user` and its secret, which is never stored or shown again."""
+    """A new key for the user `user_id` and its secret, never stored or shown again."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(30)
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-    key = ApiKey(user_id=user.id, name=name or "key", prefix=secret[:SHOWN],
+    key = ApiKey(user_id=user_id, name=name or "key", prefix=secret[:SHOWN],
                  secret_hash=_digest(secret), models=models, expires_at=expires, rpm=rpm,
                  max_streams=max_streams)
     session.add(key)
@@ -96,14 +96,16 @@ def revoke_key(session: Session, key_id: str, user_id: str | None = None) -> Api
     return key
 
 
-def key_for(session: Session, secret: str) -> ApiKey | None:
-    """The live key whose secret this is: not revoked, not expired."""
+def key_for(session: Session, secret: str) -> tuple[ApiKey, User] | None:
+    """The live key whose secret this is (not revoked, not expired) and its user, read
+    in one query: every request made with a key pays for it."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
         return None
-    key = session.scalars(select(ApiKey).where(ApiKey.secret_hash == _digest(secret))).first()
-    if key is None or key.revoked_at is not None or _expired(key.expires_at):
+    found = session.execute(select(ApiKey, User).join(User, User.id == ApiKey.user_id)
+                            .where(ApiKey.secret_hash == _digest(secret))).first()
+    if found is None or found[0].revoked_at is not None or _expired(found[0].expires_at):
         return None
-    return key
+    return found[0], found[1]
 
 
 def _expired(moment: datetime | None) -> bool:

@@ -56,8 +56,7 @@ def start_completion(providers: ProviderRegistry, core: Streaming, user: Identit
     user.check_model(candidates[0].id)
     core.ensure_accepting()
     stream_id = new_id("str")
-    give_back = core.slots.take_for(user.id, user.key_id, user.key_max_streams,
-                                    stream_id) if core.slots else None
+    give_back = core.take_slots(user.id, user.key_id, user.key_max_streams, stream_id)
     run = core.runs.start(RunSpec(stream_id=stream_id, message_id=None, thread_id=None,
                                   candidates=candidates, request=request.chat),
                           on_end=give_back)

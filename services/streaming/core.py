@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import redis
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from ..ratelimit import StreamSlots
 
 EXTENSION = "sluice.streaming"
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
@@ -45,6 +50,14 @@ class Streaming:
             raise ApiError(503, "shutting_down", "This server is shutting down; try again.")
         if not self.log.available():
             raise LogUnavailable("checked before starting an answer")
+
+    def take_slots(self, user_id: str, key_id: str | None, key_max_streams: int | None,
+                   stream_id: str) -> Callable[[], None]:
+        """The rate limits' open-stream slots for a new answer (a 429 if one is full);
+        returns what gives them back when the answer ends."""
+        if self.slots is None:
+            return _nothing
+        return self.slots.take_for(user_id, key_id, key_max_streams, stream_id)
 
     def stop(self) -> None:
         """Stop this process's background work (tests; the process is going away)."""

@@ -63,8 +63,11 @@ class RunManager:
                 on_end()
 
     def stream_ids(self) -> list[str]:
+        """This process's runs that fill a stored message: the ones with a lease to renew
+        (a stateless /v1 answer has no row, so nothing to renew or recover)."""
         with self._lock:
-            return list(self._runs)
+            return [stream_id for stream_id, run in self._runs.items()
+                    if run.spec.message_id is not None]
 
     def get(self, stream_id: str) -> StreamRun | None:
         with self._lock:
