@@ -1,5 +1,6 @@
 """Fixtures: a fresh migrated database per test, the app and its client, a fake
-provider server, and a real gunicorn + gevent Sluice for end-to-end tests.
+provider server, a real gunicorn + gevent Sluice for end-to-end tests, and `net`,
+which resolves names from a table and keeps every connection on this machine.
 
 Every test that uses an app or a live server runs twice, once per `backend`:
 SQLite with the in-process event log, and PostgreSQL with Redis.
@@ -22,6 +23,7 @@ from services.streaming import streaming
 from .browser import chromium, page, page_server  # noqa: F401 (fixtures for the page tests)
 from .fake_upstream import FakeUpstream
 from .live_server import LiveServer
+from .network_guard import net  # noqa: F401 (fixture: resolution from a table, no packet leaves)
 from .services import PostgresServer, RedisServer
 
 
