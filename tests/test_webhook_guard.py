@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from services.webhooks import HostUnresolvable, UrlRefused, check_url, resolve
+from services.webhooks import (HostUnresolvable, UrlRefused, check_url, post, resolve,
+                               signature_headers)
 
 from .network_guard import OffMachineConnection
 
@@ -116,6 +117,22 @@ def test_an_address_in_the_url_is_not_looked_up(net):
     pinned = resolve(check_url(f"http://{PUBLIC}/", allow_private=False), allow_private=False)
     assert pinned.address == PUBLIC
     assert net.lookups == []
+
+
+def test_a_public_name_is_pinned_and_only_that_address_is_ever_contacted(net):
+    net.resolves("hooks.example", PUBLIC)
+    pinned = resolve(check_url("http://hooks.example/hook", allow_private=False),
+                     allow_private=False)
+    assert pinned.address == PUBLIC
+    assert net.lookups == ["hooks.example"]  # once, by the guard
+
+    # Sending to it would leave the machine: the test's socket guard stops it, and only
+    # ever saw the pinned address, without a second lookup of the name.
+    with pytest.raises(OffMachineConnection):
+        post(pinned, b"{}", signature_headers(["whsec_MDEyMzQ1Njc4OWFiY2RlZg=="], "msg_1",
+                                              1700000000, b"{}"))
+    assert net.take_blocked() == [(PUBLIC, 80)]
+    assert net.lookups == ["hooks.example"]
 
 
 def test_the_network_guard_stops_every_connection_beyond_this_machine(net):

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .guard import HostUnresolvable, PinnedTarget, Target, UrlRefused, check_url, resolve
+from .sender import DeliveryAttempt, post
 from .signing import new_message_id, new_secret, signature_headers
 
-__all__ = ["HostUnresolvable", "PinnedTarget", "Target", "UrlRefused", "check_url",
-           "new_message_id", "new_secret", "resolve", "signature_headers"]
+__all__ = ["DeliveryAttempt", "HostUnresolvable", "PinnedTarget", "Target", "UrlRefused",
+           "check_url", "new_message_id", "new_secret", "post", "resolve", "signature_headers"]
