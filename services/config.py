@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from .webhooks.schedule import DEFAULT_RETRY_SECONDS, parse_schedule
+
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
@@ -89,6 +91,11 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # Where gunicorn's workers keep their metrics so that /metrics sums them all;
         # gunicorn.conf.py sets it before the workers start. Unset: this process only.
         "PROMETHEUS_MULTIPROC_DIR": None,
+        # "on": callback URLs (and fetch_url) may reach private, loopback and link-local
+        # hosts, for tests and closed networks; cloud metadata services never.
+        "SLUICE_WEBHOOK_ALLOW_PRIVATE": "off",
+        # Seconds before each retry of a webhook delivery; after the last, it has failed.
+        "SLUICE_WEBHOOK_RETRY_SECONDS": DEFAULT_RETRY_SECONDS,
     }
 
 
@@ -192,6 +199,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SLUICE_METRICS_TOKEN": ("SLUICE_METRICS_TOKEN", _token),
     # prometheus_client reads this variable itself too; both must agree (services/metrics).
     "PROMETHEUS_MULTIPROC_DIR": ("PROMETHEUS_MULTIPROC_DIR", str),
+    "SLUICE_WEBHOOK_ALLOW_PRIVATE": ("SLUICE_WEBHOOK_ALLOW_PRIVATE", _on_off),
+    "SLUICE_WEBHOOK_RETRY_SECONDS": ("SLUICE_WEBHOOK_RETRY_SECONDS", parse_schedule),
 }
 
 

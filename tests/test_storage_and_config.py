@@ -31,6 +31,8 @@ def test_environment_settings_are_parsed():
         "SLUICE_AUTH": "ON",
         "SLUICE_DEMO_TOKENS_PER_SECOND": "12.5",
         "SLUICE_MAX_REQUEST_BYTES": "2048",
+        "SLUICE_WEBHOOK_ALLOW_PRIVATE": "on",
+        "SLUICE_WEBHOOK_RETRY_SECONDS": "1, 2.5,60",
         "OPENAI_API_KEY": "",  # empty counts as unset
         "UNRELATED": "x",
     })
@@ -40,6 +42,8 @@ def test_environment_settings_are_parsed():
         "SLUICE_AUTH": "on",
         "SLUICE_DEMO_TOKENS_PER_SECOND": 12.5,
         "MAX_CONTENT_LENGTH": 2048,
+        "SLUICE_WEBHOOK_ALLOW_PRIVATE": "on",
+        "SLUICE_WEBHOOK_RETRY_SECONDS": (1.0, 2.5, 60.0),
     }
 
 
@@ -47,6 +51,9 @@ def test_environment_settings_are_parsed():
     ("SLUICE_PING_SECONDS", "soon"),
     ("SLUICE_CHECKPOINT_SECONDS", "0"),
     ("SLUICE_AUTH", "maybe"),
+    ("SLUICE_WEBHOOK_ALLOW_PRIVATE", "yes"),
+    ("SLUICE_WEBHOOK_RETRY_SECONDS", "5,soon"),
+    ("SLUICE_WEBHOOK_RETRY_SECONDS", "5,0"),
 ])
 def test_a_malformed_setting_stops_startup_with_its_name(variable, value):
     with pytest.raises(ValueError, match=variable):
