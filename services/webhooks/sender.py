@@ -57,7 +57,8 @@ class _NoConnection(Exception):
 
 class _Deadline:
     """The end of an attempt's total time: at it the connection is cut, whatever the
-    attempt is waiting for (a receiver could dribble its headers a byte at a time)."""
+    attempt is waiting for (a receiver could dribble its headers a byte at a time).
+    The cut comes from a timer: a thread, or a greenlet under gevent."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -77,7 +78,7 @@ class _Deadline:
             self._timer.cancel()
 
     def _cut(self) -> None:
-        self.passed = True  # set before looking for the socket: see `post`
+        self.passed = True  # set before looking for the socket: see `_exchange`
         sock = getattr(self._connection, "sock", None)
         if sock is not None:
             try:
