@@ -63,9 +63,12 @@ def on_exit(server):
 
 def post_worker_init(worker):
     """On SIGTERM, running answers get the graceful timeout to finish; the rest are
-    stored as interrupted before the worker exits (see services/streaming)."""
+    stored as interrupted before the worker exits (see services/streaming), and their
+    jobs go back to the queue. Each worker also takes jobs (SLUICE_JOB_WORKERS)."""
     import gevent
 
+    from services.jobs import start_worker
     from services.streaming import install_graceful_shutdown
 
     install_graceful_shutdown(worker.wsgi, worker.cfg.graceful_timeout, spawn=gevent.spawn)
+    start_worker(worker.wsgi)

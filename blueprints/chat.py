@@ -1,10 +1,11 @@
 """Threads and messages: `/api/v1/threads…`."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from services import chat
 from services.auth import current_user
+from services.jobs import jobs, submit
 from services.providers import registry
 from services.sse import sse_response
 from services.storage import request_session
@@ -51,8 +52,14 @@ def list_messages(thread_id: str) -> Response:
 
 @bp.post("/<id:thread_id>/messages")
 def send_message(thread_id: str) -> tuple[Response, int]:
+    body = json_body()
+    if body.get("callback_url") is not None:
+        job, new = submit.submit_message(request_session(), jobs().runner, current_user(),
+                                         thread_id, body, request.headers.get("Idempotency-Key"),
+                                         request.path)
+        return jsonify({"job": job.to_dict()}), 202 if new else 200
     user, answer = chat.reply_and_wait(request_session(), registry(), streaming(),
-                                       current_user(), thread_id, json_body())
+                                       current_user(), thread_id, body)
     body = {"message": user.to_dict(), "response": answer.to_dict()}
     if answer.status == "error":
         # The messages are stored either way; the status tells a client the model failed.

@@ -12,7 +12,7 @@ from services.web import ascii_int
 bp = Blueprint("streams", __name__, url_prefix="/api/v1/streams")
 
 
-def _resume_point() -> int:
+def resume_point() -> int:
     """The last event id the client has: `Last-Event-ID` header, else `?after=`, else 0."""
     header = request.headers.get("Last-Event-ID", "")
     if header.strip():
@@ -22,7 +22,7 @@ def _resume_point() -> int:
 
 @bp.get("/<id:stream_id>/events")
 def events(stream_id: str) -> Response | tuple[str, int]:
-    frames = stream_frames(request_session(), current_user().id, stream_id, _resume_point())
+    frames = stream_frames(request_session(), current_user().id, stream_id, resume_point())
     if frames is None:
         return "", 204  # ended, and the client has all of it: EventSource stops here
     return sse_response(stream_with_context(frames))

@@ -23,6 +23,7 @@ from .storage.models import new_id, utcnow
 from .tools import parse_tool_results, parse_tools, pending_tool_calls
 from .streaming import RunSpec, StreamRun, Streaming, to_client
 from .streaming.leases import lease_until
+from .streaming.records import AnswerRow
 from .streaming.subscribe import follow
 
 TITLE_LENGTH = 60
@@ -130,9 +131,6 @@ class ReplyInput:
 def parse_reply(body: dict[str, Any]) -> ReplyInput:
     """The fields of a message request, or a 400 that says what is wrong."""
     content = body.get("content")
-    if body.get("callback_url") is not None:
-        raise ApiError(400, "unsupported_field",
-                       "'callback_url' (webhook delivery) is not available on this server yet.")
     tool_results = body.get("tool_results")
     if tool_results is not None:
         if content is not None:
@@ -193,6 +191,66 @@ def _store_start(session: Session, connection: Any, thread_id: str,
         raise ApiError(409, "thread_busy", "Another message was just sent to this thread.") from exc
 
 
+def _thread_for_reply(connection: Any, user: Identity, thread_id: str) -> Any:
+    thread = connection.execute(select(_THREADS.c.title, _THREADS.c.model, _THREADS.c.system)
+                                .where(_THREADS.c.id == thread_id,
+                                       _THREADS.c.user_id == user.id)).first()
+    if thread is None:
+        raise _thread_not_found(thread_id)
+    return thread
+
+
+def _earlier(connection: Any, thread_id: str, upto: int | None = None) -> list[Any]:
+    """The thread's messages as history needs them, up to position `upto` if given."""
+    query = select(*_HISTORY_COLUMNS).where(_MESSAGES.c.thread_id == thread_id)
+    if upto is not None:
+        query = query.where(_MESSAGES.c.position <= upto)
+    return list(connection.execute(query.order_by(_MESSAGES.c.position)).all())
+
+
+def _check_idle(core: Streaming, thread_id: str) -> None:
+    if core.runs.for_thread(thread_id):
+        raise ApiError(409, "thread_busy",
+                       "An answer is still streaming in this thread; wait for it or cancel it.")
+
+
+def _request_rows(reply: ReplyInput, earlier: Sequence[Any],
+                  thread_id: str) -> list[dict[str, Any]]:
+    """The request's rows (user message or tool results), placed after `earlier`."""
+    rows = _inputs(reply, earlier)
+    position = earlier[-1].position + 1 if earlier else 0
+    for offset, row in enumerate(rows):
+        row.update(thread_id=thread_id, position=position + offset)
+    return rows
+
+
+def _thread_changes(thread: Any, reply: ReplyInput, now: Any) -> dict[str, Any]:
+    changes: dict[str, Any] = {"updated_at": now}
+    if thread.title is None and reply.content:
+        changes["title"] = " ".join(reply.content.split())[:TITLE_LENGTH]
+    return changes
+
+
+def _launch(core: Streaming, thread: Any, thread_id: str, history: Sequence[Any],
+            inputs: list[Message], candidates: tuple[ResolvedModel, ...],
+            tools: tuple[ToolSpec, ...], assistant: dict[str, Any],
+            on_end: Any, on_finish: Any = None, prelude: tuple[Any, ...] = ()) -> StreamRun:
+    """Start the producer of a stored, empty assistant message."""
+    request = ChatRequest(model="", messages=_history(thread, [*history, *inputs]), tools=tools)
+    spec = RunSpec(stream_id=assistant["stream_id"], answer=AnswerRow.message(assistant["id"]),
+                   thread_id=thread_id, candidates=candidates, request=request,
+                   saved_messages=tuple(m.to_dict() for m in inputs), on_finish=on_finish,
+                   prelude=prelude)
+    return core.runs.start(spec, on_end=on_end)
+
+
+def _assistant_row(core: Streaming, thread_id: str, position: int, model: str,
+                   stream_id: str | None = None) -> dict[str, Any]:
+    return _message_row(thread_id=thread_id, position=position, role="assistant",
+                        status="streaming", model=model, stream_id=stream_id or new_id("str"),
+                        lease_expires_at=lease_until(core.lease_seconds))
+
+
 def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
                 thread_id: str, body: dict[str, Any]) -> StreamRun:
     """Store the request's messages and an empty assistant message, and start the answer.
@@ -204,49 +262,73 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     reply = parse_reply(body)
     core.ensure_accepting()
     connection = session.connection()
-    thread = connection.execute(select(_THREADS.c.title, _THREADS.c.model, _THREADS.c.system)
-                                .where(_THREADS.c.id == thread_id,
-                                       _THREADS.c.user_id == user.id)).first()
-    if thread is None:
-        raise _thread_not_found(thread_id)
+    thread = _thread_for_reply(connection, user, thread_id)
     candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
-    if core.runs.for_thread(thread_id):
-        raise ApiError(409, "thread_busy",
-                       "An answer is still streaming in this thread; wait for it or cancel it.")
-    earlier = connection.execute(select(*_HISTORY_COLUMNS)
-                                 .where(_MESSAGES.c.thread_id == thread_id)
-                                 .order_by(_MESSAGES.c.position)).all()
-    rows = _inputs(reply, earlier)
-    position = earlier[-1].position + 1 if earlier else 0
-    for offset, row in enumerate(rows):
-        row.update(thread_id=thread_id, position=position + offset)
-    assistant = _message_row(thread_id=thread_id, position=position + len(rows),
-                             role="assistant", status="streaming", model=candidates[0].id,
-                             stream_id=new_id("str"),
-                             lease_expires_at=lease_until(core.lease_seconds))
-    changes: dict[str, Any] = {"updated_at": assistant["created_at"]}
-    if thread.title is None and reply.content:
-        changes["title"] = " ".join(reply.content.split())[:TITLE_LENGTH]
+    _check_idle(core, thread_id)
+    earlier = _earlier(connection, thread_id)
+    rows = _request_rows(reply, earlier, thread_id)
+    assistant = _assistant_row(core, thread_id, rows[-1]["position"] + 1, candidates[0].id)
     give_back = core.take_slots(user.id, user.key_id, user.key_max_streams,
                                 assistant["stream_id"])
     try:
-        _store_start(session, connection, thread_id, [*rows, assistant], changes)
+        _store_start(session, connection, thread_id, [*rows, assistant],
+                     _thread_changes(thread, reply, assistant["created_at"]))
     except BaseException:
         give_back()  # nothing was stored: the slot is free again
         raise
     inputs = [Message(**row) for row in rows]  # never added to the session: plain values
-    request = ChatRequest(model="", messages=_history(thread, [*earlier, *inputs]),
-                          tools=reply.tools)
-    spec = RunSpec(stream_id=assistant["stream_id"], message_id=assistant["id"],
-                   thread_id=thread_id, candidates=candidates, request=request,
-                   saved_messages=tuple(m.to_dict() for m in inputs))
-    return core.runs.start(spec, on_end=give_back)
+    return _launch(core, thread, thread_id, earlier, inputs, candidates, reply.tools,
+                   assistant, give_back)
+
+
+def store_request(session: Session, providers: ProviderRegistry, user: Identity,
+                  thread_id: str, body: dict[str, Any]) -> list[Message]:
+    """Check a message request and store its messages (user message or tool results)
+    for a job to answer later; nothing is committed, so the job is stored with them."""
+    reply = parse_reply(body)
+    connection = session.connection()
+    thread = _thread_for_reply(connection, user, thread_id)
+    candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
+    user.check_model(candidates[0].id)
+    rows = _request_rows(reply, _earlier(connection, thread_id), thread_id)
+    connection.execute(insert(_MESSAGES), rows)
+    connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id)
+                       .values(_thread_changes(thread, reply, rows[-1]["created_at"])))
+    return [Message(**row) for row in rows]
+
+
+def answer_request(session: Session, providers: ProviderRegistry, core: Streaming,
+                   user: Identity, request_message: Message, options: dict[str, Any],
+                   stream_id: str, on_end: Any, on_finish: Any,
+                   prelude: tuple[Any, ...]) -> tuple[StreamRun, str]:
+    """Answer a stored request message (a job's): the history up to it, and a new
+    assistant message at the end of the thread; `409 thread_busy` while another answer
+    streams there. Returns the run and the assistant message's id."""
+    thread_id = request_message.thread_id
+    connection = session.connection()
+    thread = _thread_for_reply(connection, user, thread_id)
+    candidates = _candidates(providers, options.get("model") or thread.model
+                             or providers.default_model)
+    _check_idle(core, thread_id)
+    history = _earlier(connection, thread_id, upto=request_message.position)
+    last = connection.execute(select(_MESSAGES.c.position).where(_MESSAGES.c.thread_id == thread_id)
+                              .order_by(_MESSAGES.c.position.desc()).limit(1)).scalar_one()
+    assistant = _assistant_row(core, thread_id, last + 1, candidates[0].id, stream_id)
+    _store_start(session, connection, thread_id, [assistant],
+                 {"updated_at": assistant["created_at"]})
+    run = _launch(core, thread, thread_id, history, [], candidates,
+                  parse_tools(options.get("tools")), assistant, on_end, on_finish, prelude)
+    return run, assistant["id"]
 
 
 def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
                  thread_id: str, body: dict[str, Any]) -> Iterator[bytes]:
     """Start a reply and return its SSE frames from the first event on."""
+    if body.get("callback_url") is not None:
+        raise ApiError(400, "unsupported_field", "A streamed answer has no callback: POST to "
+                       "/api/v1/threads/<id>/messages with 'callback_url' for a webhook job.",
+                       param="callback_url")
     run = start_reply(session, providers, core, user, thread_id, body)
     return to_client(follow(core.log, run.spec.stream_id, 0, core.ping_seconds))
 

@@ -80,6 +80,18 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "SLUICE_FALLBACK_MODELS": [],
         # TOML file with per-model settings; see services/providers/catalog.py.
         "SLUICE_MODELS_FILE": None,
+        # TOML file of AI operations added to the built-ins (services/operations).
+        "SLUICE_OPERATIONS_FILE": None,
+        # Queue workers (threads; greenlets under gevent) each serving process runs
+        # for jobs; 0: this process takes no jobs (run `flask --app wsgi worker`).
+        "SLUICE_JOB_WORKERS": 4,
+        # Jobs one process runs at once; more wait in the queue.
+        "SLUICE_JOB_CONCURRENCY": 16,
+        # Runs of one job before it fails, when the workers running it keep dying.
+        "SLUICE_JOB_ATTEMPTS": 3,
+        # The queue's name (its Redis keys, or its SQLite file in the instance folder);
+        # deployments that share a Redis need different names.
+        "SLUICE_JOB_QUEUE": "sluice-jobs",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # `Host` values served besides the loopback names, which always are
         # ("*": any; ".example.com": it and its subdomains).
@@ -146,6 +158,12 @@ def _origin_list(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _queue_name(raw: str) -> str:
+    if not all(char.isascii() and (char.isalnum() or char in "-_") for char in raw):
+        raise ValueError("SLUICE_JOB_QUEUE may hold letters, digits, - and _ only")
+    return raw
+
+
 def _token(raw: str) -> str:
     if not all("!" <= char <= "~" for char in raw):
         raise ValueError("SLUICE_METRICS_TOKEN must be printable ASCII without spaces, "
@@ -193,6 +211,12 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
         "SLUICE_RETRY_MAX_SECONDS", _number("SLUICE_RETRY_MAX_SECONDS", float)),
     "SLUICE_FALLBACK_MODELS": ("SLUICE_FALLBACK_MODELS", _model_list),
     "SLUICE_MODELS_FILE": ("SLUICE_MODELS_FILE", str),
+    "SLUICE_OPERATIONS_FILE": ("SLUICE_OPERATIONS_FILE", str),
+    "SLUICE_JOB_WORKERS": ("SLUICE_JOB_WORKERS", _count("SLUICE_JOB_WORKERS")),
+    "SLUICE_JOB_CONCURRENCY": (
+        "SLUICE_JOB_CONCURRENCY", _number("SLUICE_JOB_CONCURRENCY", int)),
+    "SLUICE_JOB_ATTEMPTS": ("SLUICE_JOB_ATTEMPTS", _number("SLUICE_JOB_ATTEMPTS", int)),
+    "SLUICE_JOB_QUEUE": ("SLUICE_JOB_QUEUE", _queue_name),
     "SLUICE_MAX_REQUEST_BYTES": ("MAX_CONTENT_LENGTH", _number("SLUICE_MAX_REQUEST_BYTES", int)),
     "SLUICE_ALLOWED_HOSTS": ("SLUICE_ALLOWED_HOSTS", _name_list),
     "SLUICE_ALLOWED_ORIGINS": ("SLUICE_ALLOWED_ORIGINS", _origin_list),

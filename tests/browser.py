@@ -6,7 +6,6 @@ server; a page test module pins `backend` to sqlite: the page does not depend on
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from .fake_upstream import Reply
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -72,19 +70,6 @@ def answer(page: Page):
 def wait_until_done(page: Page, timeout: float = 20_000) -> None:
     expect(answer(page)).not_to_have_class("message assistant streaming", timeout=timeout)
     expect(page.locator("#send")).to_be_visible(timeout=timeout)
-
-
-def openai_text_reply(text: str, deltas: int = 1, delay: float = 0.0) -> Reply:
-    """An OpenAI chat stream whose answer is `text`, cut into `deltas` about equal
-    pieces sent `delay` seconds apart (so the page repaints half-written HTML)."""
-    size = max(1, -(-len(text) // deltas))
-    events = []
-    for start in range(0, len(text), size):
-        delta = {"choices": [{"index": 0, "delta": {"content": text[start:start + size]}}]}
-        events.append(f"data: {json.dumps(delta)}\n\n")
-    events.append('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
-                  "data: [DONE]\n\n")
-    return Reply(split_at=[event.encode() for event in events], delay=delay)
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -8,6 +8,7 @@ SQLite with the in-process event log, and PostgreSQL with Redis.
 from __future__ import annotations
 
 import itertools
+import uuid
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -95,6 +96,8 @@ def make_app(backend: Backend, fake_openai: FakeUpstream):
             "SLUICE_DEMO_TOKENS_PER_SECOND": 2000.0,
             "SLUICE_PING_SECONDS": 0.5,
             "SLUICE_READ_TIMEOUT": 5.0,
+            # Apps of one test run share a Redis: each gets a job queue of its own.
+            "SLUICE_JOB_QUEUE": f"jobs-{uuid.uuid4().hex[:12]}",
             **overrides,
         })
         apps.append(app)
@@ -194,6 +197,7 @@ def start_server(backend: Backend, fake_openai: FakeUpstream, unconnectable_port
             "SLUICE_READ_TIMEOUT": "10",
             "SLUICE_RETRY_BASE_SECONDS": "0.05",
             "SLUICE_RETRY_MAX_SECONDS": "2",
+            "SLUICE_JOB_QUEUE": f"jobs-{uuid.uuid4().hex[:12]}",
             **env,
         })
         servers.append(server)

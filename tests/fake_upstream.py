@@ -163,3 +163,16 @@ class FakeUpstream:
                     self.wfile.flush()
 
         return Handler
+
+
+def openai_text_reply(text: str, deltas: int = 1, delay: float = 0.0) -> Reply:
+    """An OpenAI chat stream whose answer is `text`, cut into `deltas` about equal
+    pieces sent `delay` seconds apart (so the page repaints half-written HTML)."""
+    size = max(1, -(-len(text) // deltas))
+    events = []
+    for start in range(0, len(text), size):
+        delta = {"choices": [{"index": 0, "delta": {"content": text[start:start + size]}}]}
+        events.append(f"data: {json.dumps(delta)}\n\n")
+    events.append('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+                  "data: [DONE]\n\n")
+    return Reply(split_at=[event.encode() for event in events], delay=delay)

@@ -198,7 +198,7 @@ def test_unknown_routes_and_methods_answer_json(client):
 
 
 @pytest.mark.parametrize(("field", "code"), [
-    ({"callback_url": "http://127.0.0.1:9/hook"}, "unsupported_field"),
+    ({"callback_url": "http://127.0.0.1:9/hook"}, "invalid_callback_url"),  # loopback
     ({"tools": ["clock"]}, "unknown_tool"),
     ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, "invalid_tools"),
     ({"tools": {"type": "function"}}, "invalid_tools"),

@@ -10,8 +10,8 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from .browser import answer, ask, openai_text_reply, save_screenshot, wait_until_done
-from .fake_upstream import Reply, fixture
+from .browser import answer, ask, save_screenshot, wait_until_done
+from .fake_upstream import Reply, fixture, openai_text_reply
 
 
 # The page does not depend on the storage backend: one is enough here.

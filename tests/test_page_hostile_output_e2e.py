@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
-from .browser import answer, ask, openai_text_reply, wait_until_done
+from .browser import answer, ask, wait_until_done
+from .fake_upstream import openai_text_reply
 
 # The page does not depend on the storage backend: one is enough here.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -57,7 +57,7 @@ def start_completion(providers: ProviderRegistry, core: Streaming, user: Identit
     core.ensure_accepting()
     stream_id = new_id("str")
     give_back = core.take_slots(user.id, user.key_id, user.key_max_streams, stream_id)
-    run = core.runs.start(RunSpec(stream_id=stream_id, message_id=None, thread_id=None,
+    run = core.runs.start(RunSpec(stream_id=stream_id, answer=None, thread_id=None,
                                   candidates=candidates, request=request.chat),
                           on_end=give_back)
     envelope = Envelope("chatcmpl-" + stream_id.partition("_")[2], int(time.time()),

@@ -55,6 +55,9 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     tools: tuple[ToolSpec, ...] = ()
+    # The answer must be JSON matching this schema (an operation's output). The prompt
+    # says so too; the demo model answers with such JSON.
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

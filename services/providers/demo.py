@@ -2,9 +2,11 @@
 at a human-visible pace, so Sluice can be tried with no key and no network."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from .base import (ChatRequest, Completion, Finish, Provider, ProviderEvent, ProviderStream,
                    TextDelta, Usage)
@@ -23,8 +25,33 @@ def _word_count(text: str) -> int:
     return len(text.split())
 
 
+_DEMO_NOTE = "Sluice's demo model made this up; it does not read your text."
+
+
+def _demo_value(schema: Any, name: str) -> Any:
+    """A value of the schema's type, the same every time."""
+    if not isinstance(schema, dict):
+        return _DEMO_NOTE
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if not properties:
+            return {"note": _DEMO_NOTE}
+        return {key: _demo_value(value, key) for key, value in properties.items()}
+    if kind == "array":
+        return [_demo_value(schema.get("items"), name)]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(
+        kind, f"{name}: {_DEMO_NOTE}" if name else _DEMO_NOTE)
+
+
 def demo_answer(request: ChatRequest) -> str:
-    """The demo model's whole answer to `request`; the same request gives the same text."""
+    """The demo model's whole answer to `request`; the same request gives the same text.
+    Asked for JSON (an operation's output), it answers with JSON of the schema's shape."""
+    if request.json_schema is not None:
+        return json.dumps(_demo_value(request.json_schema, ""), indent=2)
     prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     words = re.findall(r"[\w'’-]+", prompt)
     longest = max(words, key=len) if words else "(none)"

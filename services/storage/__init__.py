@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import ConfigError
 from .models import Base, Message, Thread
+from .work import WebhookAttempt, Job, OperationRun, WebhookSecret
 
-__all__ = ["Base", "Database", "Message", "Thread", "init_app", "request_session"]
+__all__ = ["Base", "Database", "WebhookAttempt", "Job", "Message", "OperationRun", "Thread",
+           "WebhookSecret", "init_app", "request_session"]
 
 EXTENSION = "sluice.db"
 

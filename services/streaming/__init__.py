@@ -21,7 +21,8 @@ from .observer import NO_OBSERVER, StreamObserver
 from .redis_io import RedisTail
 from .redis_log import RedisCancelBus, RedisEventLog
 from .resume import cancel_stream, stream_frames, to_client
-from .runs import RunSpec, StreamRun
+from .runs import StreamRun
+from .spec import RunSpec
 from .shutdown import install_graceful_shutdown
 from .subscribe import StalledClients
 

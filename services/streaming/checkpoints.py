@@ -11,21 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, update
-
-from ..storage import Database, Message
-from ..storage.models import utcnow
-from .leases import lease_until
+from ..storage import Database
 from .periodic import Periodic
-
-# Only rows still streaming: a run that has just stored its end must not be
-# overwritten by the text this checkpoint collected a moment before.
-_MESSAGES = Message.__table__
-_CHECKPOINT = (update(_MESSAGES)
-               .where(_MESSAGES.c.id == bindparam("message_id"),
-                      _MESSAGES.c.status == "streaming")
-               .values(content=bindparam("content"), reasoning=bindparam("reasoning"),
-                       model=bindparam("model"), updated_at=bindparam("now")))
+from .records import renew_leases, write_checkpoints
 
 
 class Checkpointer(Periodic):
@@ -48,19 +36,12 @@ class Checkpointer(Periodic):
     def tick(self) -> int:
         """Store what changed and renew every lease; returns how many texts were written."""
         streams = sorted(self.local_streams())
-        rows = sorted(self.collect(), key=lambda row: row["message_id"])
+        rows = sorted(self.collect(), key=lambda row: row["row_id"])
         if not streams and not rows:
             return 0
-        now = utcnow()
-        for row in rows:
-            row["now"] = now
         with self.db.transaction() as session:
             connection = session.connection()
-            if rows:
-                connection.execute(_CHECKPOINT, rows)
+            write_checkpoints(connection, rows)
             if streams:
-                connection.execute(update(_MESSAGES)
-                                   .where(_MESSAGES.c.stream_id.in_(streams),
-                                          _MESSAGES.c.status == "streaming")
-                                   .values(lease_expires_at=lease_until(self.lease_seconds)))
+                renew_leases(connection, streams, self.lease_seconds)
         return len(rows)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
-
-from ..storage import Database, Message
-from ..storage.models import utcnow
+from ..storage import Database
 from .event_log import EventLog, LogUnavailable, UnknownStream
 from .periodic import Periodic
+from .records import end_lapsed, lapsed_streams, lease_until, stored_answer
 from .subscribe import stored_done
+
+__all__ = ["INTERRUPTED", "LeaseKeeper", "close_interrupted_log", "lease_until", "recover_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,47 +25,32 @@ INTERRUPTED = {"code": "interrupted", "retryable": True,
                "message": "The server producing this answer stopped before it was complete."}
 
 
-def lease_until(seconds: float) -> datetime:
-    return utcnow() + timedelta(seconds=seconds)
-
-
-def close_interrupted_log(log: EventLog, message: Message) -> None:
-    """Tell the stream's subscribers it ended: `error`, then `done` with status interrupted."""
+def close_interrupted_log(log: EventLog, answer: dict[str, Any]) -> None:
+    """Tell the stream's subscribers it ended: `error`, then `done` with status interrupted.
+    `answer` is the stored answer's view (records.answer_view)."""
+    stream_id = answer["stream_id"]
     try:
-        if not log.has(message.stream_id) or log.closed(message.stream_id):
+        if not log.has(stream_id) or log.closed(stream_id):
             return
-        log.append(message.stream_id, "error", INTERRUPTED)
-        log.append(message.stream_id, "done", stored_done(message.to_dict()))
+        log.append(stream_id, "error", INTERRUPTED)
+        log.append(stream_id, "done", stored_done(answer))
     except (UnknownStream, ValueError):
         pass  # expired meanwhile, or closed by its producer after all
     except LogUnavailable:
-        logger.warning("stream %s ended as interrupted; Redis could not be told",
-                       message.stream_id)
+        logger.warning("stream %s ended as interrupted; Redis could not be told", stream_id)
 
 
 def recover_stream(db: Database, log: EventLog, stream_id: str) -> bool:
     """End a stream whose lease has lapsed; True if this call did it (one process wins)."""
     with db.transaction() as session:
-        ended = session.execute(
-            update(Message)
-            .where(Message.stream_id == stream_id, Message.status == "streaming",
-                   Message.lease_expires_at < utcnow())
-            .values(status="interrupted", finish_reason="error", error=INTERRUPTED,
-                    lease_expires_at=None))
-        if ended.rowcount != 1:
+        if not end_lapsed(session, stream_id, {"status": "interrupted", "finish_reason": "error",
+                                               "error": INTERRUPTED, "lease_expires_at": None}):
             return False
-        message = session.scalars(select(Message).where(Message.stream_id == stream_id)).one()
+        found = stored_answer(session, stream_id)
     logger.warning("stream %s: its producer is gone; ended as interrupted", stream_id)
-    close_interrupted_log(log, message)
+    if found is not None:
+        close_interrupted_log(log, found[1])
     return True
-
-
-def lapsed_streams(db: Database, limit: int = 100) -> list[str]:
-    with db.transaction() as session:
-        return list(session.scalars(
-            select(Message.stream_id)
-            .where(Message.status == "streaming", Message.lease_expires_at < utcnow())
-            .limit(limit)))
 
 
 class LeaseKeeper(Periodic):

@@ -11,7 +11,8 @@ from .checkpoints import Checkpointer
 from .deadlines import Deadlines
 from .event_log import EventLog
 from .observer import NO_OBSERVER, StreamObserver
-from .runs import RunSpec, StreamRun
+from .runs import StreamRun
+from .spec import RunSpec
 
 
 class RunManager:
@@ -43,6 +44,8 @@ class RunManager:
         """Open the stream's log and start the producer; `on_end` runs once it has ended
         (it gives back what the answer held, such as its rate-limit slots)."""
         self.log.open(spec.stream_id)
+        for event_type, payload in spec.prelude:
+            self.log.append(spec.stream_id, event_type, payload)
         run = StreamRun(spec, self.log, self.db, self.deadlines, self.observer)
         with self._lock:
             self._runs[spec.stream_id] = run
@@ -63,11 +66,11 @@ class RunManager:
                 on_end()
 
     def stream_ids(self) -> list[str]:
-        """This process's runs that fill a stored message: the ones with a lease to renew
+        """This process's runs that fill a stored answer: the ones with a lease to renew
         (a stateless /v1 answer has no row, so nothing to renew or recover)."""
         with self._lock:
             return [stream_id for stream_id, run in self._runs.items()
-                    if run.spec.message_id is not None]
+                    if run.spec.answer is not None]
 
     def get(self, stream_id: str) -> StreamRun | None:
         with self._lock:

@@ -1,7 +1,8 @@
 """Streams by id: what a (re)connecting client is sent, and stopping a stream.
 
-A stream belongs to its stored message: once the message is gone (its thread was
-deleted) every endpoint answers 404, even while the log still holds its events.
+A stream belongs to its stored answer (a message, or an operation run): once that is
+gone (its thread was deleted) every endpoint answers 404, even while the log still
+holds its events.
 """
 from __future__ import annotations
 
@@ -9,29 +10,30 @@ import time
 from collections.abc import Iterator
 
 from flask import request
-from sqlalchemy import select
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
 from ..sse import PING
-from ..storage import Message, Thread
+from ..storage import Message
 from ..storage.models import utcnow
+from ..storage.work import OperationRun
 from .core import Streaming, streaming
 from .event_log import UnknownStream
 from .leases import recover_stream
+from .records import stored_answer
 from .subscribe import follow, replay_stored, stored_event_count
 
 
-def _stored_message(session: Session, stream_id: str, user_id: str | None = None) -> Message:
-    """The stream's message; with `user_id`, only if that user owns its thread (another
-    user's stream is not found, exactly like none)."""
-    query = select(Message).where(Message.stream_id == stream_id)
-    if user_id is not None:
-        query = query.join(Thread).where(Thread.user_id == user_id)
-    message = session.scalars(query).first()
-    if message is None:
+def _stored_answer(session: Session, stream_id: str, user_id: str | None = None,
+                   ) -> tuple[Message | OperationRun, dict[str, Any]]:
+    """The stream's stored answer and its view; with `user_id`, only if that user owns
+    it (another user's stream is not found, exactly like none)."""
+    found = stored_answer(session, stream_id, user_id)
+    if found is None:
         raise ApiError(404, "stream_not_found", f"There is no stream {stream_id!r}.")
-    return message
+    return found
 
 
 def to_client(frames: Iterator[bytes]) -> Iterator[bytes]:
@@ -48,7 +50,7 @@ def stream_frames(session: Session, user_id: str, stream_id: str,
     answer is then `204`, which tells an `EventSource` to stop reconnecting.
     """
     core = streaming()
-    stored = _stored_message(session, stream_id, user_id).to_dict()
+    stored = _stored_answer(session, stream_id, user_id)[1]
     core.observer.resumed()
     # The response may stream for minutes: give its database connection back now.
     session.close()
@@ -75,8 +77,8 @@ def _await_producer(core: Streaming, stream_id: str, after: int) -> Iterator[byt
             yield from follow(core.log, stream_id, after, core.ping_seconds)
             return
         with core.db.transaction() as session:
-            message = _stored_message(session, stream_id)
-            stored, lease = message.to_dict(), message.lease_expires_at
+            row, stored = _stored_answer(session, stream_id)
+            lease = row.lease_expires_at
         if stored["status"] != "streaming":
             yield from replay_stored(stored, after)
             return
@@ -91,11 +93,17 @@ def cancel_stream(session: Session, user_id: str, stream_id: str) -> dict[str, s
     """Stop a stream wherever its producer runs. Cancelling one that has already ended
     is accepted and changes nothing; the answer says which happened."""
     core = streaming()
-    message = _stored_message(session, stream_id, user_id)
+    row = _stored_answer(session, stream_id, user_id)[0]
+    return stop_stream(core, stream_id, row.status)
+
+
+def stop_stream(core: Streaming, stream_id: str, status: str) -> dict[str, str]:
+    """Cancel the stream's producer here, or through the bus wherever it runs; `status`
+    is its stored answer's, which a stream that has already ended keeps."""
     core.observer.cancel_requested()
     if core.runs.cancel(stream_id):
         return {"stream_id": stream_id, "status": "cancelling"}
-    if message.status == "streaming" and core.bus is not None:
+    if status == "streaming" and core.bus is not None:
         core.bus.publish(stream_id)
         return {"stream_id": stream_id, "status": "cancelling"}
-    return {"stream_id": stream_id, "status": message.status}
+    return {"stream_id": stream_id, "status": status}

@@ -10,55 +10,36 @@ Until the answer's first visible output (text, reasoning or a tool call) a
 failing model is retried with backoff, then its fallbacks are tried in order;
 after it, a failure ends the answer with the text so far. `start` is written
 when the answer starts (or fails for good), so it names the model that answered.
+
+A run stores into its answer row (a message, or an operation run: records.py);
+an operation's result step then makes its result of the complete text.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..providers import ChatRequest, ResolvedModel
-from ..providers.base import (Finish, ProviderEvent, ProviderStream, ReasoningDelta, TextDelta,
-                              ToolCall, Usage)
+from ..providers.base import (ChatMessage, Finish, ProviderEvent, ProviderStream, ReasoningDelta,
+                              TextDelta, ToolCall, Usage)
 from ..providers.errors import ProviderError, ProviderTimeoutError
-from ..storage import Database, Message
+from ..storage import Database
 from ..storage.safe_text import storable
+from .answer import Answer, Outcome, ResultStep
 from .attempts import backoff_delay, stream_from_completion
 from .deadlines import Deadline, Deadlines
 from .event_log import EventLog
 from .leases import INTERRUPTED
 from .observer import NO_OBSERVER, StreamObserver
+from .spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything a producer needs, as plain values."""
-
-    stream_id: str
-    # The assistant message this run fills; None for a stateless answer (/v1), which
-    # stores nothing: the event log is all there is of it.
-    message_id: str | None
-    thread_id: str | None
-    candidates: tuple[ResolvedModel, ...]  # the model, then its fallbacks
-    request: ChatRequest  # provider-neutral; addressed to each candidate in turn
-    saved_messages: tuple[dict[str, Any], ...] = ()  # stored for this request: user or tool
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # complete | cancelled | error
-    finish_reason: str
-    error: dict[str, Any] | None = None
-
-
-_MESSAGES = Message.__table__
 CANCELLED = Outcome("cancelled", "cancelled")
 INTERRUPTED_OUTCOME = Outcome("interrupted", "error", INTERRUPTED)
 
@@ -69,7 +50,7 @@ def _failed(exc: ProviderError) -> Outcome:
 
 
 class StreamRun:
-    """Produces one answer into the event log and the assistant message."""
+    """Produces one answer into the event log and its stored row."""
 
     def __init__(self, spec: RunSpec, log: EventLog, db: Database,
                  deadlines: Deadlines, observer: StreamObserver = NO_OBSERVER) -> None:
@@ -89,14 +70,8 @@ class StreamRun:
         self._first_token_deadline: Deadline | None = None
         self._model = spec.candidates[0]
         self._started_event = False
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
-        self._tool_calls: list[dict[str, str]] = []
-        self._usage = Usage(None, None)
-        self._finish_reason: str | None = None
-        self._started = time.monotonic()
-        self._first_output_at: float | None = None
-        self._checkpointed = (0, 0)  # text and reasoning pieces stored so far
+        self.answer = Answer()
+        self._result: dict[str, Any] = {}  # an operation's result and repaired text
 
     # --- control, from any thread ---------------------------------------------------
 
@@ -116,7 +91,7 @@ class StreamRun:
 
     def _expire_first_token(self) -> None:
         with self._lock:
-            if self._first_output_at is not None:
+            if self.answer.first_output_at is not None:
                 return
             self._first_token_expired = True
         self._stop_upstream(halt=False)
@@ -137,7 +112,9 @@ class StreamRun:
                                           self._expire_total)
         try:
             outcome = self._generate()
-        except Exception:  # a bug must not leave the message "streaming" forever
+            if outcome.status == "complete" and self.spec.result_step is not None:
+                outcome = self._make_result(outcome)
+        except Exception:  # a bug must not leave the answer "streaming" forever
             logger.exception("stream %s failed", self.spec.stream_id)
             outcome = Outcome("error", "error", {"code": "internal_error", "retryable": False,
                                                  "message": "Sluice failed while streaming."})
@@ -159,7 +136,7 @@ class StreamRun:
                 except ProviderError as exc:
                     error = exc
                     self.observer.attempt_failed(candidate.id, exc.code)
-                if self._cancelled.is_set() or self._first_output_at is not None:
+                if self._cancelled.is_set() or self.answer.first_output_at is not None:
                     return self._halted(error)
                 delay = backoff_delay(candidate.settings.retry, attempt, error)
                 if delay is None:
@@ -180,36 +157,44 @@ class StreamRun:
                 f"the answer took longer than {self._model.settings.timeouts.total:g}s"))
         return _failed(error) if error else CANCELLED
 
-    def _attempt(self, candidate: ResolvedModel) -> Outcome:
-        """One call to one model, streamed into the log; raises `ProviderError` on failure."""
-        self._model = candidate
-        self._usage, self._finish_reason = Usage(None, None), None
-        self._first_token_expired = False
-        self._arm_first_token_timer(candidate.settings.timeouts.first_token)
-        request = candidate.request(self.spec.request)
+    def _open(self, candidate: ResolvedModel, request: ChatRequest) -> ProviderStream:
+        """The upstream call, registered so that cancel and the deadlines can cut it."""
+        request = candidate.request(request)
         upstream = (candidate.provider.stream(request) if candidate.settings.streaming
                     else stream_from_completion(candidate.provider, request))
         with self._lock:
             self._upstream = upstream
         if self._halt.is_set() or self._first_token_expired:
             upstream.interrupt()
+        return upstream
+
+    def _release(self, upstream: ProviderStream) -> None:
+        with self._lock:
+            self._upstream = None
+        upstream.close()
+
+    def _attempt(self, candidate: ResolvedModel) -> Outcome:
+        """One call to one model, streamed into the log; raises `ProviderError` on failure."""
+        self._model = candidate
+        self.answer.usage, self.answer.finish_reason = Usage(None, None), None
+        self._first_token_expired = False
+        self._arm_first_token_timer(candidate.settings.timeouts.first_token)
+        upstream = self._open(candidate, self.spec.request)
         try:
             for event in upstream:
                 self._apply(event)
         finally:
-            with self._lock:
-                self._upstream = None
-            upstream.close()
+            self._release(upstream)
             self._disarm_first_token_timer()
         if self._halt.is_set():
             return self._halted(None)
         if self._first_token_expired:
             raise ProviderTimeoutError(f"{candidate.id} sent nothing within "
                                        f"{candidate.settings.timeouts.first_token:g}s")
-        return Outcome("complete", self._finish_reason or "stop")
+        return Outcome("complete", self.answer.finish_reason or "stop")
 
     def _arm_first_token_timer(self, seconds: float) -> None:
-        if self._first_output_at is None:
+        if self.answer.first_output_at is None:
             self._first_token_deadline = self.deadlines.call_later(seconds,
                                                                    self._expire_first_token)
 
@@ -217,29 +202,67 @@ class StreamRun:
         self.deadlines.cancel(self._first_token_deadline)
         self._first_token_deadline = None
 
+    # --- an operation's result --------------------------------------------------------
+
+    def _make_result(self, outcome: Outcome) -> Outcome:
+        step = self.spec.result_step
+        assert step is not None
+        made = step.finish("".join(self.answer.text), self._repair)
+        self._result = {"result": made.result, "repaired": made.repaired}
+        if self._halt.is_set():
+            return self._halted(None)
+        return outcome if made.error is None else Outcome("error", "error", made.error)
+
+    def _repair(self, prompt: str) -> str | None:
+        """Ask the model that answered once more, after its answer: `prompt` says what was
+        wrong. Its text is collected, not streamed; None if the call failed."""
+        self.status("retrying", "The answer was not valid; asking the model to correct it.",
+                    reason="invalid_output", attempt=2)
+        request = self.spec.request
+        request = ChatRequest(model=request.model, max_tokens=request.max_tokens,
+                              temperature=request.temperature, messages=(
+                                  *request.messages,
+                                  ChatMessage("assistant", "".join(self.answer.text)),
+                                  ChatMessage("user", prompt)))
+        pieces: list[str] = []
+        try:
+            upstream = self._open(self._model, request)
+            try:
+                for event in upstream:
+                    if isinstance(event, TextDelta):
+                        pieces.append(storable(event.text))
+                    elif isinstance(event, Usage):
+                        self.answer.add_usage(event, accumulate=True)
+            finally:
+                self._release(upstream)
+        except ProviderError as exc:
+            logger.info("stream %s: the repair call failed (%s)", self.spec.stream_id, exc.code)
+            return None
+        return None if self._halt.is_set() else "".join(pieces)
+
     # --- events ---------------------------------------------------------------------
+
+    def status(self, stage: str, message: str, **details: Any) -> None:
+        """Tell the stream's readers what the answer is waiting on."""
+        self.log.append(self.spec.stream_id, "status",
+                        {"stage": stage, "message": message, **details})
 
     def _apply(self, event: ProviderEvent) -> None:
         if isinstance(event, TextDelta):
-            self._output(self._text, "delta", storable(event.text))
+            self._output(self.answer.text, "delta", storable(event.text))
         elif isinstance(event, ReasoningDelta):
-            self._output(self._reasoning, "reasoning", storable(event.text))
+            self._output(self.answer.reasoning, "reasoning", storable(event.text))
         elif isinstance(event, ToolCall):
-            call = {"id": storable(event.id), "name": storable(event.name),
-                    "arguments": storable(event.arguments)}
             self._mark_output()
-            self._tool_calls.append(call)
+            call = self.answer.tool_call(event.id, event.name, event.arguments)
             self.log.append(self.spec.stream_id, "tool_call", call)
         elif isinstance(event, Usage):
-            self._usage = Usage(
-                event.input_tokens if event.input_tokens is not None else self._usage.input_tokens,
-                event.output_tokens if event.output_tokens is not None
-                else self._usage.output_tokens)
+            self.answer.add_usage(event)
         elif isinstance(event, Finish):
-            self._finish_reason = event.reason
+            self.answer.finish_reason = event.reason
 
     def _output(self, parts: list[str], event_type: str, text: str) -> None:
-        first = self._first_output_at is None
+        first = self.answer.first_output_at is None
         self._mark_output()
         parts.append(text)
         self.log.append(self.spec.stream_id, event_type, {"content": text})
@@ -250,11 +273,12 @@ class StreamRun:
 
     def _mark_output(self) -> None:
         """The first visible output: from here on the answer is committed to this model."""
-        if self._first_output_at is not None:
+        if self.answer.first_output_at is not None:
             return
         with self._lock:
-            self._first_output_at = time.monotonic()
-        self.observer.first_output(self._model.id, self._first_output_at - self._started)
+            self.answer.first_output_at = time.monotonic()
+        self.observer.first_output(self._model.id,
+                                   self.answer.first_output_at - self.answer.started)
         self._disarm_first_token_timer()
         self._write_start()
 
@@ -263,9 +287,7 @@ class StreamRun:
             return
         self._started_event = True
         spec = self.spec
-        self.log.append(spec.stream_id, "start", {
-            "stream_id": spec.stream_id, "message_id": spec.message_id,
-            "thread_id": spec.thread_id, "model": self._model.id})
+        self.log.append(spec.stream_id, "start", spec.start_payload(self._model.id))
         for message in spec.saved_messages:
             self.log.append(spec.stream_id, "message_saved", {"message": message})
 
@@ -274,48 +296,21 @@ class StreamRun:
     def checkpoint(self) -> dict[str, Any] | None:
         """The text so far, for the process's grouped checkpoint (checkpoints.py), if it
         has grown since the last one; a crash then loses at most one interval of it."""
-        if self.spec.message_id is None:
-            return None  # a stateless answer: nothing to store
-        size = (len(self._text), len(self._reasoning))
-        if size == self._checkpointed or self.finished.is_set():
+        answer = self.spec.answer
+        if answer is None or self.finished.is_set() or not self.answer.changed_since_checkpoint():
             return None
-        self._checkpointed = size
-        return {"message_id": self.spec.message_id, "content": "".join(self._text),
-                "reasoning": "".join(self._reasoning) or None, "model": self._model.id}
-
-    def _store(self, **values: Any) -> None:
-        if self.spec.message_id is None:
-            return  # a stateless answer: nothing to store
-        # A Core statement on one connection: no ORM session on the path of every end.
-        with self.db.engine.begin() as connection:
-            connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == self.spec.message_id)
-                               .values(**values))
-
-    def _metrics(self) -> dict[str, Any]:
-        now = time.monotonic()
-        first = self._first_output_at
-        output_tokens = self._usage.output_tokens
-        rate = None
-        if first is not None and output_tokens and now > first:
-            rate = round(output_tokens / (now - first), 1)
-        return {
-            "ttft_ms": None if first is None else round((first - self._started) * 1000),
-            "duration_ms": round((now - self._started) * 1000),
-            "tokens_per_sec": rate,
-        }
+        return {"table": answer.table, "row_id": answer.id, "content": "".join(self.answer.text),
+                "reasoning": "".join(self.answer.reasoning) or None, "model": self._model.id}
 
     def _finish(self, outcome: Outcome) -> None:
-        """Store the final message, then tell subscribers: `error`?, `usage`?, `done`."""
-        metrics = self._metrics()
-        usage = {"input_tokens": self._usage.input_tokens,
-                 "output_tokens": self._usage.output_tokens}
+        """Store the answer's end, then tell subscribers: `error`?, `usage`?, `done`."""
+        metrics = self.answer.metrics()
+        usage = self.answer.usage_dict()
         try:
-            self._store(content="".join(self._text), reasoning="".join(self._reasoning) or None,
-                        model=self._model.id, status=outcome.status,
-                        finish_reason=outcome.finish_reason, tool_calls=self._tool_calls or None,
-                        error=outcome.error, lease_expires_at=None,
-                        input_tokens=usage["input_tokens"],
-                        output_tokens=usage["output_tokens"], **metrics)
+            if self.spec.answer is not None:
+                self.spec.answer.store(self.db, {
+                    **self.answer.stored_values(self._model.id, outcome, metrics),
+                    **self._result})
         except SQLAlchemyError:
             logger.exception("storing the end of stream %s failed", self.spec.stream_id)
             outcome = Outcome("error", "error", {"code": "storage_error", "retryable": True,
@@ -324,11 +319,15 @@ class StreamRun:
                                    usage["input_tokens"], usage["output_tokens"])
         stream_id = self.spec.stream_id
         self._write_start()
+        done = self.spec.done_payload(outcome.status, outcome.finish_reason, self._model.id,
+                                      usage, metrics, self._result.get("result"))
+        if self.spec.on_finish is not None:
+            try:
+                self.spec.on_finish(done)
+            except Exception:  # the stream still ends; the job's reaper will see to it
+                logger.exception("finishing stream %s: its follow-up failed", stream_id)
         if outcome.error:
             self.log.append(stream_id, "error", outcome.error)
         if usage["input_tokens"] is not None or usage["output_tokens"] is not None:
             self.log.append(stream_id, "usage", usage)
-        self.log.append(stream_id, "done", {
-            "status": outcome.status, "finish_reason": outcome.finish_reason,
-            "message_id": self.spec.message_id, "model": self._model.id,
-            "usage": usage, "metrics": metrics})
+        self.log.append(stream_id, "done", done)

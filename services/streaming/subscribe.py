@@ -46,17 +46,23 @@ def follow(log: EventLog, stream_id: str, after: int, ping_seconds: float) -> It
         yield b"".join(event.frame for event in page) if page else PING
 
 
-def stored_start(message: dict[str, Any]) -> dict[str, Any]:
-    """The `start` event of a stored message's stream."""
-    return {"stream_id": message["stream_id"], "message_id": message["id"],
-            "thread_id": message["thread_id"], "model": message["model"]}
+def stored_start(answer: dict[str, Any]) -> dict[str, Any]:
+    """The `start` event of a stored answer's stream (see records.answer_view)."""
+    start = {"stream_id": answer["stream_id"], "message_id": answer["message_id"],
+             "thread_id": answer["thread_id"], "model": answer["model"]}
+    if answer["run_id"] is not None:
+        start["run_id"] = answer["run_id"]
+    return start
 
 
-def stored_done(message: dict[str, Any]) -> dict[str, Any]:
-    """The `done` event of a stored message's stream, as it ended."""
-    return {"status": message["status"], "finish_reason": message["finish_reason"],
-            "message_id": message["id"], "model": message["model"],
-            "usage": message["usage"], "metrics": message["metrics"]}
+def stored_done(answer: dict[str, Any]) -> dict[str, Any]:
+    """The `done` event of a stored answer's stream, as it ended."""
+    done = {"status": answer["status"], "finish_reason": answer["finish_reason"],
+            "message_id": answer["message_id"], "model": answer["model"],
+            "usage": answer["usage"], "metrics": answer["metrics"]}
+    if answer["run_id"] is not None:
+        done.update(run_id=answer["run_id"], result=answer["result"])
+    return done
 
 
 def _stored_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -2,7 +2,7 @@
 from alembic import context
 
 from services.storage import make_engine
-from services.storage.models import Base
+from services.storage import Base
 
 url = context.config.attributes["database_url"]
 engine = make_engine(url)

@@ -1,0 +1,59 @@
+"""`GET /api/v1/jobs/<id>/events`: the job's current stream, once a worker began it."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..auth import Identity
+from ..sse import PING
+from ..storage.work import Job
+from ..streaming import Streaming, stream_frames
+from ..streaming.subscribe import follow
+from .manage import get_job
+
+POLL_SECONDS = 0.25
+
+
+def job_frames(session: Session, core: Streaming, user: Identity, job_id: str,
+               after: int) -> Iterator[bytes] | None:
+    """The frames of the job's current stream, as `stream_frames` gives any stream's
+    (None: it has ended and the client has all of it); while the job is queued, its
+    stream has not begun: pings until a worker begins it."""
+    job = get_job(session, user, job_id)
+    if job.status == "queued":
+        stream_id = job.stream_id
+        session.close()  # the response may wait and stream for minutes
+        return _await_start(core, job_id, user.id, stream_id, after)
+    if job.kind == "message" and job.message_id is None:
+        session.close()
+        return None  # cancelled before it ever ran: there is no stream
+    return stream_frames(session, user.id, job.stream_id, after)
+
+
+def _await_start(core: Streaming, job_id: str, user_id: str, stream_id: str,
+                 after: int) -> Iterator[bytes]:
+    waited = 0.0
+    while True:
+        if core.log.has(stream_id):
+            yield from follow(core.log, stream_id, after, core.ping_seconds)
+            return
+        with core.db.transaction() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            status, current = job.status, job.stream_id
+        if status != "queued":
+            if current != stream_id or status == "cancelled":
+                return  # a later run has its own stream; a cancelled job has none
+            frames = stream_frames(core.db.sessions(), user_id, stream_id, after)
+            if frames is not None:
+                yield from frames
+            return
+        time.sleep(POLL_SECONDS)
+        waited += POLL_SECONDS
+        if waited >= core.ping_seconds:
+            waited = 0.0
+            yield PING

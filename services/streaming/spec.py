@@ -1,0 +1,57 @@
+"""What a run is asked to produce, as plain values, and the payloads it names itself by."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..providers import ChatRequest, ResolvedModel
+from .answer import ResultStep
+from .records import MESSAGES, OPERATION_RUNS, AnswerRow
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a producer needs, as plain values."""
+
+    stream_id: str
+    # The row this run fills; None for a stateless answer (/v1), which stores nothing:
+    # the event log is all there is of it.
+    answer: AnswerRow | None
+    thread_id: str | None
+    candidates: tuple[ResolvedModel, ...]  # the model, then its fallbacks
+    request: ChatRequest  # provider-neutral; addressed to each candidate in turn
+    saved_messages: tuple[dict[str, Any], ...] = ()  # stored for this request: user or tool
+    result_step: ResultStep | None = None  # an operation's: parse and check the text
+    # Called with the `done` payload after the end is stored, before `done` is sent
+    # (a job records its result there and says it is delivering).
+    on_finish: Callable[[dict[str, Any]], None] | None = None
+    # Events the stream begins with, before the producer's (a job's queued and running).
+    prelude: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    @property
+    def message_id(self) -> str | None:
+        return self.answer.id if self.answer and self.answer.table is MESSAGES else None
+
+    @property
+    def run_id(self) -> str | None:
+        """The operation run this stream fills, if it is one."""
+        return self.answer.id if self.answer and self.answer.table is OPERATION_RUNS else None
+
+    def start_payload(self, model_id: str) -> dict[str, Any]:
+        """The `start` event: which stream, which answer, which model."""
+        start = {"stream_id": self.stream_id, "message_id": self.message_id,
+                 "thread_id": self.thread_id, "model": model_id}
+        if self.run_id is not None:
+            start["run_id"] = self.run_id
+        return start
+
+    def done_payload(self, status: str, finish_reason: str, model_id: str,
+                     usage: dict[str, Any], metrics: dict[str, Any],
+                     result: Any = None) -> dict[str, Any]:
+        """The `done` event; an operation's carries its result."""
+        done = {"status": status, "finish_reason": finish_reason, "message_id": self.message_id,
+                "model": model_id, "usage": usage, "metrics": metrics}
+        if self.run_id is not None:
+            done.update(run_id=self.run_id, result=result)
+        return done
