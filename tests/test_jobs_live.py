@@ -1,0 +1,102 @@
+"""Jobs on real gunicorn workers and standalone `flask --app wsgi worker` processes:
+a worker killed with SIGKILL mid-answer, and the job still delivered exactly once."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .live_server import ROOT
+from .test_durability_live import worker_pid
+from .webhook_receiver import WebhookReceiver, receiver as _receiver
+
+hook = pytest.fixture(_receiver)
+shared_backend = pytest.mark.parametrize("backend", ["postgres+redis"], indirect=True)
+FAST_RECOVERY = {"SLUICE_WEBHOOK_ALLOW_PRIVATE": "on", "SLUICE_LEASE_SECONDS": "2",
+                 "SLUICE_DEMO_TOKENS_PER_SECOND": "40"}
+
+
+def job_of(server, job_id: str) -> dict:
+    return server.api("GET", f"/api/v1/jobs/{job_id}").json()["job"]
+
+
+def wait_job(server, job_id: str, check, timeout: float = 40) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = job_of(server, job_id)
+        if check(job) or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def submit(server, hook: WebhookReceiver) -> str:
+    hook.secret = server.api("POST", "/api/v1/webhooks/secret").json()["secret"]
+    thread_id = server.new_thread()
+    response = server.api("POST", f"/api/v1/threads/{thread_id}/messages",
+                          json={"content": "a long job", "callback_url": hook.url})
+    assert response.status_code == 202, response.text
+    return response.json()["job"]["id"]
+
+
+def assert_delivered_once(server, hook: WebhookReceiver, job_id: str) -> dict:
+    job = wait_job(server, job_id, lambda j: j["webhook"]["status"] == "delivered")
+    assert job["status"] == "complete", job
+    time.sleep(1.0)  # a second delivery, if any were coming, would arrive by now
+    assert list(hook.unique()) == [job["webhook"]["id"]]
+    assert all(d.verified for d in hook.deliveries)
+    delivered = hook.deliveries[-1].body["job"]
+    assert delivered["result"]["status"] == "complete"
+    return job
+
+
+def test_a_job_whose_worker_is_killed_runs_again_and_is_delivered_once(start_server, hook):
+    server = start_server(**FAST_RECOVERY)
+    job_id = submit(server, hook)
+    running = wait_job(server, job_id, lambda j: j["status"] == "running")
+    assert running["status"] == "running"
+    time.sleep(1.0)  # well into the answer
+    os.kill(worker_pid(server), signal.SIGKILL)  # gunicorn's master starts a new worker
+    job = assert_delivered_once(server, hook, job_id)
+    assert job["attempts"] == 2 and job["stream_id"] != running["stream_id"]
+    thread_id = hook.deliveries[-1].body["job"]["thread_id"]
+    statuses = [m["status"] for m in server.messages(thread_id) if m["role"] == "assistant"]
+    assert statuses == ["interrupted", "complete"]  # the first run's text is kept too
+
+
+def start_worker(server, log: Path) -> subprocess.Popen:
+    """`flask --app wsgi worker`, as an operator runs it beside the web servers."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                                cwd=ROOT, env=server.env, stdout=out, stderr=subprocess.STDOUT)
+
+
+@shared_backend
+def test_standalone_workers_take_jobs_and_a_new_one_finishes_a_killed_ones(
+        start_server, hook, tmp_path):
+    server = start_server(SLUICE_JOB_WORKERS="0", **FAST_RECOVERY)
+    job_id = submit(server, hook)
+    time.sleep(1.0)
+    assert job_of(server, job_id)["status"] == "queued"  # the web server takes no jobs
+    log = tmp_path / "worker.log"
+    first = start_worker(server, log)
+    try:
+        wait_job(server, job_id, lambda j: j["status"] == "running")
+        time.sleep(1.0)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        second = start_worker(server, log)
+        try:
+            job = assert_delivered_once(server, hook, job_id)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(40) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert job["attempts"] == 2
+    assert "Traceback" not in log.read_text()
