@@ -7,6 +7,7 @@ from typing import Any
 from .builders import (READ_SECURITY, WRITE_SECURITY, closed, errors, json_body, json_response,
                        operation, path_id, ref, with_links)
 from .events import event_stream
+from .job_paths import IDEMPOTENCY_KEY, JOB_CODES, ONE_JOB, job_answers
 from .schemas import MESSAGE_STATUSES
 
 THREAD_ID = path_id("thread_id", "A thread's id (`thr_…`).")
@@ -65,6 +66,7 @@ def _messages() -> dict[str, Any]:
     replied = closed({"message": ref("Message"), "response": ref("Message")})
     failed = closed({"error": ref("MessageError"), "message": ref("Message"),
                      "response": ref("Message")})
+    job = job_answers("the answer")
     return {"parameters": [THREAD_ID], "get": operation(
         "listMessages", "A thread's messages", "messages",
         {"200": json_response("Oldest first; an answer still streaming holds its text so far.",
@@ -74,12 +76,16 @@ def _messages() -> dict[str, Any]:
         "sendMessage", "Send a message and wait for the answer", "messages",
         {"200": with_links(json_response(
             "The stored request message (yours, or the last tool result) and the finished "
-            "answer, `complete`, `cancelled` or `interrupted`.", replied),
+            "answer, `complete`, `cancelled` or `interrupted`. " + job["200"],
+            {"anyOf": [replied, ONE_JOB]}),
             "stream_id", "/response/stream_id", "streamEvents", "cancelStream"),
+         "202": job["202"],
          "502": json_response("The model failed; both messages are stored, the answer with "
                               "status `error` and the text that did arrive.", failed)},
-        errors(reads_body=True, changes=True, own=REPLY_CODES),
-        body=json_body(ref("Reply")), security=WRITE_SECURITY)}
+        errors(reads_body=True, changes=True, own={
+            **REPLY_CODES, 400: (*REPLY_CODES[400], *JOB_CODES[400]),
+            409: (*REPLY_CODES[409], *JOB_CODES[409])}),
+        body=json_body(ref("Reply")), parameters=[IDEMPOTENCY_KEY], security=WRITE_SECURITY)}
 
 
 def _message_stream() -> dict[str, Any]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import account_paths, chat_paths, compat_paths, events, schemas
+from . import (account_paths, chat_paths, compat_paths, events, job_paths, operation_paths,
+               schemas)
 from .builders import READ_SECURITY
 
 OVERVIEW = """\
@@ -27,6 +28,9 @@ TAGS = [
     {"name": "threads", "description": "Conversations."},
     {"name": "messages", "description": "Asking, and the answers: JSON or a stream."},
     {"name": "streams", "description": "Answers by stream id: resume and stop."},
+    {"name": "operations", "description": "AI operations: a form's input in, a checked result "
+                                          "out."},
+    {"name": "jobs", "description": "Background work, its webhook, and the signing secret."},
     {"name": "models", "description": "What this server can answer with."},
     {"name": "accounts", "description": "Who you are, API keys, the cookie session."},
     {"name": "openai", "description": "OpenAI's wire format, for its SDKs and tools."},
@@ -55,9 +59,11 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "Sluice", "version": "1", "description": OVERVIEW},
         "tags": TAGS,
         "security": READ_SECURITY,
-        "paths": {**chat_paths.paths(), **account_paths.paths(), **compat_paths.paths()},
+        "paths": {**chat_paths.paths(), **operation_paths.paths(), **job_paths.paths(),
+                  **account_paths.paths(), **compat_paths.paths()},
         "components": {
-            "schemas": {**schemas.COMPONENTS, **events.COMPONENTS, **compat_paths.COMPONENTS},
+            "schemas": {**schemas.COMPONENTS, **events.COMPONENTS, **operation_paths.COMPONENTS,
+                        **job_paths.COMPONENTS, **compat_paths.COMPONENTS},
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

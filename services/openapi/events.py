@@ -18,18 +18,39 @@ SEQ: Schema = {"type": "integer", "minimum": 1,
                "description": "The event's number in its stream: 1, 2, 3, … with no gaps."}
 
 
-def _data(event: str, fields: dict[str, Schema], description: str) -> Schema:
+RUN_ID: Schema = sluice_id("opr", "The operation run being written (operations only).")
+STAGES = ["queued", "connecting", "retrying", "delivering"]
+
+
+def _data(event: str, fields: dict[str, Schema], description: str,
+          optional: tuple[str, ...] = ()) -> Schema:
     """An event's `data` object: its `type` repeats the event name, and `seq` its id."""
-    return closed({"type": {"const": event}, "seq": SEQ, **fields}, description=description)
+    return closed({"type": {"const": event}, "seq": SEQ, **fields}, optional=optional,
+                  description=description)
 
 
 EVENT_DATA: dict[str, Schema] = {
     "start": _data("start", {
         "stream_id": sluice_id("str", "The stream, for resuming or cancelling it."),
-        "message_id": sluice_id("msg", "The assistant message being written."),
-        "thread_id": sluice_id("thr", "Its thread."),
+        "message_id": nullable(sluice_id("msg", "The assistant message being written; "
+                                                "null for an operation.")),
+        "thread_id": nullable(sluice_id("thr", "Its thread; null for an operation.")),
         "model": MODEL_ID,
-    }, "The answer has started; also the first event of a replay from storage."),
+        "run_id": RUN_ID,
+    }, "The answer has started; also the first event of a replay from storage.",
+        optional=("run_id",)),
+    "status": _data("status", {
+        "stage": {"enum": STAGES, "description": "What the answer is waiting on: a job's "
+                                                 "`queued`, `connecting` and `delivering`, "
+                                                 "an operation's `retrying` (one repair)."},
+        "message": {"type": "string", "description": "A sentence for people."},
+        "job_id": sluice_id("job", "The job, in a job's stream."),
+        "job_status": {"enum": ["queued", "running", "complete", "failed", "cancelled"],
+                       "description": "The job's status at this stage."},
+        "reason": {"type": "string", "description": "Why, e.g. `invalid_output`."},
+        "attempt": {"type": "integer", "minimum": 0},
+    }, "Progress that is not text: where a job is, or that an answer is being retried.",
+        optional=("job_id", "job_status", "reason", "attempt")),
     "message_saved": _data("message_saved", {"message": ref("Message")},
                            "A message this request stored: the user's, or a tool result."),
     "delta": _data("delta", {"content": {"type": "string"}}, "The next piece of the answer."),
@@ -49,11 +70,15 @@ EVENT_DATA: dict[str, Schema] = {
     "done": _data("done", {
         "status": {"enum": ENDED_STATUSES},
         "finish_reason": {"enum": FINISH_REASONS},
-        "message_id": sluice_id("msg", "The assistant message."),
+        "message_id": nullable(sluice_id("msg", "The assistant message; null for an "
+                                                "operation.")),
         "model": MODEL_ID,
         "usage": ref("Usage"),
         "metrics": ref("Metrics"),
-    }, "Always the last event, exactly once; the server then closes the response."),
+        "run_id": RUN_ID,
+        "result": {"description": "An operation's parsed result (null if there is none)."},
+    }, "Always the last event, exactly once; the server then closes the response.",
+        optional=("run_id", "result")),
 }
 
 

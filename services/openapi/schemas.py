@@ -160,9 +160,10 @@ REPLY: Schema = {
         "model": nullable({**MODEL_ID, "pattern": "\\S",
                            "description": "This answer's model instead of the thread's."}),
         "tools": nullable({"type": "array", "items": ref("FunctionTool")}),
-        "callback_url": {"type": "null",
-                         "description": "Webhooks are not served yet: any value but null is "
-                                        "`400 unsupported_field`, refused rather than ignored."},
+        "callback_url": nullable({**NON_BLANK, "description": (
+            "Answer as a background job: `202` at once, the answer POSTed here (signed, "
+            "Standard Webhooks) when it ends. On the stream route it is `400 "
+            "unsupported_field`.")}),
     },
 }
 
