@@ -21,9 +21,11 @@ logger = logging.getLogger(__name__)
 
 def queue_file(name: str, database_url: str, instance_path: str) -> str:
     """Where a SQLite queue lives: beside a SQLite database (`sluice.db` ->
-    `sluice.<name>.queue.db`), else in the instance folder."""
+    `sluice.<name>.queue.db`), else in the instance folder (also when the database's
+    folder is missing: /readyz then reports the database, not a failed start)."""
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and os.path.isdir(os.path.dirname(os.path.abspath(url.database))):
         base, _ = os.path.splitext(url.database)
         return f"{base}.{name}.queue.db"
     return os.path.join(instance_path, f"{name}.queue.db")
