@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from app import create_app
+from services.jobs import jobs
 from services.storage import database
 from services.storage.migrate import upgrade_database
 from services.streaming import streaming
@@ -105,6 +106,7 @@ def make_app(backend: Backend, fake_openai: FakeUpstream):
 
     yield build
     for app in apps:
+        jobs(app).close()
         streaming(app).runs.shutdown(timeout=5)
         streaming(app).stop()
         database(app).engine.dispose()

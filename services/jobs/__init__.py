@@ -6,11 +6,14 @@
 """
 from __future__ import annotations
 
+import logging
 import signal
+import sqlite3
 import threading
 from typing import Any
 
 import click
+import redis
 from flask import Flask, current_app
 
 from ..operations import operations
@@ -23,6 +26,7 @@ from .queue import HostedConsumer, make_queue, register, start_consumer
 from .runner import JobRunner, JobSettings
 
 EXTENSION = "sluice.jobs"
+logger = logging.getLogger(__name__)
 
 __all__ = ["JobRunner", "init_app", "jobs", "start_worker"]
 
@@ -68,12 +72,31 @@ class Jobs:
         if self.consumer is not None:
             self.consumer.stop_flag.set()
 
+    def close(self) -> None:
+        """Stop, wait for the keeper's and workers' current rounds, and close the queue's
+        connections (tests; the app is going away)."""
+        self.stop()
+        if self.keeper is not None:
+            self.keeper.stop(wait=5.0)
+        if self.consumer is not None:
+            self.consumer.stop(graceful=True)
+        self.queue.storage.close()  # SQLite's connection
+        pool = getattr(self.queue.storage, "pool", None)  # Redis's
+        if pool is not None:
+            pool.disconnect()
+
 
 def _enqueue(task: Any, job_id: str, delay: float) -> None:
-    if delay > 0:
-        task.schedule(args=(job_id,), delay=delay)
-    else:
-        task(job_id)
+    """Queue a task; if the queue is unreachable (Redis away), the job's row says what is
+    due and the reaper queues it again later, so the caller is not failed for it."""
+    try:
+        if delay > 0:
+            task.schedule(args=(job_id,), delay=delay)
+        else:
+            task(job_id)
+    except (redis.exceptions.ConnectionError, sqlite3.Error) as exc:
+        logger.warning("job %s: the queue is unreachable (%s); the reaper queues it later",
+                       job_id, exc)
 
 
 def init_app(app: Flask) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 from sqlalchemy.engine import make_url
@@ -31,12 +33,36 @@ def queue_file(name: str, database_url: str, instance_path: str) -> str:
     return os.path.join(instance_path, f"{name}.queue.db")
 
 
+class SluiceRedisHuey(RedisHuey):
+    """huey on Redis, for which Redis going away is an expected pause, not a crash: its
+    workers log one line and try again (huey logs a traceback per attempt)."""
+
+    def dequeue(self) -> Any:
+        try:
+            return super().dequeue()
+        except redis.exceptions.ConnectionError as exc:
+            _unreachable(exc)
+            return None
+
+    def read_schedule(self, timestamp: Any = None) -> list[Any]:
+        try:
+            return super().read_schedule(timestamp)
+        except redis.exceptions.ConnectionError as exc:
+            _unreachable(exc)
+            return []
+
+
+def _unreachable(exc: Exception) -> None:
+    logger.warning("job queue: Redis is unreachable (%s); trying again", exc)
+    time.sleep(1.0)
+
+
 def make_queue(name: str, redis_url: str | None, database_url: str,
                instance_path: str) -> Huey:
     """A huey instance for this app: Redis when there is one, else a SQLite file."""
     if redis_url:
-        return RedisHuey(name, url=redis_url, results=False, utc=True, blocking=True,
-                         read_timeout=1, client_name=f"sluice-jobs-{os.getpid()}")
+        return SluiceRedisHuey(name, url=redis_url, results=False, utc=True, blocking=True,
+                               read_timeout=1, client_name=f"sluice-jobs-{os.getpid()}")
     return SqliteHuey(name, filename=queue_file(name, database_url, instance_path),
                       results=False, utc=True)
 
@@ -53,7 +79,7 @@ def start_consumer(queue: Huey, workers: int) -> HostedConsumer:
     """Start `workers` worker threads (greenlets under gevent) and huey's scheduler."""
     consumer = HostedConsumer(queue, workers=workers, worker_type="thread", periodic=False,
                               initial_delay=0.05, backoff=1.5, max_delay=1.0,
-                              check_worker_health=True)
+                              check_worker_health=True, shutdown_timeout=5.0)
     consumer.start()
     return consumer
 

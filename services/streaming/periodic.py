@@ -21,12 +21,17 @@ class Periodic:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        threading.Thread(target=self._loop, daemon=True, name=self.name).start()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=self.name)
+        self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop after the current round; `wait`: up to that long for it to end."""
         self._stopped.set()
+        if wait and self._thread is not None:
+            self._thread.join(wait)
 
     def tick(self) -> Any:
         raise NotImplementedError
