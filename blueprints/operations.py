@@ -46,9 +46,7 @@ def run_operation(name: str) -> tuple[Response, int]:
         return jsonify({"job": job.to_dict()}), 202 if new else 200
     run = runs.run_and_wait(request_session(), operations(), registry(), streaming(),
                             current_user(), name, body)
-    answer = run.to_dict()
-    body = {key: answer[key] for key in ("result", "raw", "usage", "metrics")}
-    body.update(run_id=run.id, status=run.status, model=run.model)
+    body = run.answer()
     if run.status == "error":
         # Stored either way; the error says why there is no usable result.
         return jsonify({"error": run.error, **body}), 502

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from .auth import Identity
 from .errors import ApiError
+from .fields import model_chain, model_field, optional_text
 from .providers import (ChatMessage, ChatRequest, ProviderRegistry, ResolvedModel, ToolCall,
-                        ToolSpec, UnknownModelError)
+                        ToolSpec)
 from .storage import Message, Thread
 from .storage.models import new_id, utcnow
 from .tools import parse_tool_results, parse_tools, pending_tool_calls
@@ -35,41 +36,14 @@ _HISTORY_COLUMNS = tuple(_MESSAGES.c[name] for name in (
     "role", "content", "status", "finish_reason", "tool_calls", "tool_call_id", "position"))
 
 
-def _optional_text(body: dict[str, Any], field: str, limit: int | None = None) -> str | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "invalid_field", f"{field!r} must be a string.")
-    if limit is not None and len(value) > limit:
-        raise ApiError(400, "invalid_field", f"{field!r} is longer than {limit} characters.")
-    return value
-
-
-def _model_field(body: dict[str, Any]) -> str | None:
-    """The `model` a request names, if any; an empty name is an error, never "default"."""
-    model = _optional_text(body, "model", 200)
-    if model is not None and not model.strip():
-        raise ApiError(400, "invalid_field", "'model' must be a model id such as demo/echo.")
-    return model
-
-
-def _candidates(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel, ...]:
-    """The model and its fallbacks, or a 400 if this server cannot serve the model."""
-    try:
-        return providers.chain(model)
-    except UnknownModelError as exc:
-        raise ApiError(400, "unknown_model", exc.message) from exc
-
-
 def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
                   body: dict[str, Any]) -> Thread:
     """A new, empty thread; its model (if given) must be one this server can serve."""
-    title = _optional_text(body, "title", 200)
-    model = _model_field(body)
-    system = _optional_text(body, "system")
+    title = optional_text(body, "title", 200)
+    model = model_field(body)
+    system = optional_text(body, "system")
     if model is not None:
-        _candidates(providers, model)
+        model_chain(providers, model)
         user.check_model(model)
     thread = Thread(user_id=user.id, title=title, model=model, system=system)
     session.add(thread)
@@ -98,7 +72,7 @@ def rename_thread(session: Session, user: Identity, thread_id: str,
                   body: dict[str, Any]) -> Thread:
     """Give a thread a new title (the only field a user edits)."""
     thread = get_thread(session, user, thread_id)
-    title = _optional_text(body, "title", 200)
+    title = optional_text(body, "title", 200)
     if title is None or not title.strip():
         raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")
     thread.title = title.strip()
@@ -138,7 +112,7 @@ def parse_reply(body: dict[str, Any]) -> ReplyInput:
                            "Send either 'content' or 'tool_results', not both.")
     elif not isinstance(content, str) or not content.strip():
         raise ApiError(400, "invalid_content", "'content' must be a non-empty string.")
-    return ReplyInput(content=content, model=_model_field(body),
+    return ReplyInput(content=content, model=model_field(body),
                       tools=parse_tools(body.get("tools")), tool_results=tool_results)
 
 
@@ -263,7 +237,7 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     core.ensure_accepting()
     connection = session.connection()
     thread = _thread_for_reply(connection, user, thread_id)
-    candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
+    candidates = model_chain(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
     _check_idle(core, thread_id)
     earlier = _earlier(connection, thread_id)
@@ -289,7 +263,7 @@ def store_request(session: Session, providers: ProviderRegistry, user: Identity,
     reply = parse_reply(body)
     connection = session.connection()
     thread = _thread_for_reply(connection, user, thread_id)
-    candidates = _candidates(providers, reply.model or thread.model or providers.default_model)
+    candidates = model_chain(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
     rows = _request_rows(reply, _earlier(connection, thread_id), thread_id)
     connection.execute(insert(_MESSAGES), rows)
@@ -308,7 +282,7 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
     thread_id = request_message.thread_id
     connection = session.connection()
     thread = _thread_for_reply(connection, user, thread_id)
-    candidates = _candidates(providers, options.get("model") or thread.model
+    candidates = model_chain(providers, options.get("model") or thread.model
                              or providers.default_model)
     _check_idle(core, thread_id)
     history = _earlier(connection, thread_id, upto=request_message.position)

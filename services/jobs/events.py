@@ -15,6 +15,7 @@ from ..streaming.subscribe import follow
 from .manage import get_job
 
 POLL_SECONDS = 0.25
+JOB_POLLS = 8  # the job's row is read every 8 polls (2 s)
 
 
 def job_frames(session: Session, core: Streaming, user: Identity, job_id: str,
@@ -35,25 +36,24 @@ def job_frames(session: Session, core: Streaming, user: Identity, job_id: str,
 
 def _await_start(core: Streaming, job_id: str, user_id: str, stream_id: str,
                  after: int) -> Iterator[bytes]:
-    waited = 0.0
+    """Look for the stream often (a worker here or in Redis begins it), and at the job's
+    row seldom (cancelled, or begun where this process cannot see its stream)."""
+    polls = 0
     while True:
         if core.log.has(stream_id):
             yield from follow(core.log, stream_id, after, core.ping_seconds)
             return
-        with core.db.transaction() as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                return
-            status, current = job.status, job.stream_id
-        if status != "queued":
-            if current != stream_id or status == "cancelled":
-                return  # a later run has its own stream; a cancelled job has none
-            frames = stream_frames(core.db.sessions(), user_id, stream_id, after)
-            if frames is not None:
-                yield from frames
-            return
+        if polls % JOB_POLLS == 0:
+            with core.db.transaction() as session:
+                job = session.get(Job, job_id)
+                status, current = (job.status, job.stream_id) if job else ("gone", None)
+            if status != "queued":
+                if status in ("running", "complete", "failed") and current == stream_id:
+                    frames = stream_frames(core.db.sessions(), user_id, stream_id, after)
+                    if frames is not None:
+                        yield from frames
+                return  # gone, cancelled, or a later run that has its own stream
         time.sleep(POLL_SECONDS)
-        waited += POLL_SECONDS
-        if waited >= core.ping_seconds:
-            waited = 0.0
+        polls += 1
+        if polls % max(1, round(core.ping_seconds / POLL_SECONDS)) == 0:
             yield PING

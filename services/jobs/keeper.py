@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from ..storage import Message
 from ..storage.models import utcnow
-from ..storage.work import Job, OperationRun
+from ..storage.work import Job
 from ..streaming.leases import lease_until
 from ..streaming.periodic import Periodic
 from .runner import JobRunner
@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 # A queued job or a due delivery that nobody took within this long is queued again.
 GRACE = timedelta(seconds=15)
-_ANSWER_ENDS = ("complete", "error", "cancelled")
 
 
 class JobKeeper(Periodic):
@@ -66,41 +65,29 @@ class JobKeeper(Periodic):
                 Job.status == "running", Job.lease_expires_at < utcnow()).limit(100))
             return [job_id for job_id in lapsed if job_id not in mine]
 
-    def _overdue(self, condition: object, due: object, column: str) -> list[str]:
-        """Jobs due for longer than GRACE; each is pushed GRACE further before it is queued
-        again, so one process queues it once per GRACE."""
+    def _overdue(self, condition: Any, due: Any, column: str) -> list[str]:
+        """Jobs due for longer than GRACE, each pushed GRACE further in one UPDATE (so one
+        process, the one whose UPDATE took it, queues it again once per GRACE)."""
         now = utcnow()
         with self.runner.db.transaction() as session:
-            ids = list(session.scalars(select(Job.id).where(
-                condition, or_(due.is_(None), due < now - GRACE)).limit(100)))  # type: ignore[union-attr]
-            taken = []
-            for job_id in ids:
-                pushed = session.execute(update(Job).where(
-                    Job.id == job_id, condition, or_(due.is_(None), due < now - GRACE))  # type: ignore[union-attr]
-                    .values({column: now})).rowcount
-                if pushed == 1:
-                    taken.append(job_id)
+            taken = list(session.scalars(
+                update(Job).where(condition, or_(due.is_(None), due < now - GRACE))
+                .values({column: now}).returning(Job.id)))
         if taken:
             logger.info("queued again after %s: %s", column, ", ".join(taken))
         return taken
 
     def recover(self, job_id: str) -> None:
-        """A running job whose worker is gone: end it from its answer, or run it again."""
+        """A running job whose worker is gone: end it from its answer if that finished,
+        else run it again."""
         with self.runner.db.transaction() as session:
             job = session.get(Job, job_id)
             if job is None or job.status != "running" or job.lease_expires_at is None \
                     or job.lease_expires_at >= utcnow():
                 return
-            answer = (session.get(Message, job.message_id) if job.kind == "message" and
-                      job.message_id else session.get(OperationRun, job.operation_run_id))
-            ended = answer is not None and answer.stream_id == job.stream_id \
-                and answer.status in _ANSWER_ENDS
-        if ended:
-            result, error = self.runner.result_of(
-                job.message_id if job.kind == "message" else None,
-                job.operation_run_id if job.kind == "operation" else None)
-            status = {"complete": "complete", "error": "failed"}.get(answer.status, "cancelled")
-            self.runner.end(job_id, status, result, error)
+            message_id, run_id = job.message_id, job.operation_run_id
+        if self.runner.end_from_answer(job_id, message_id if run_id is None else None,
+                                       run_id) is not None:
             return
         logger.warning("job %s: its worker is gone; queued again", job_id)
         self.runner.requeue(job_id)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from ..auth import Identity
 from ..errors import ApiError
+from ..web.params import one_of
 from ..storage.models import utcnow
 from ..storage.work import Job, OperationRun, WebhookAttempt
 from ..streaming.resume import stop_stream
@@ -36,9 +37,7 @@ def job_view(session: Session, job: Job) -> dict[str, Any]:
 
 
 def list_jobs(session: Session, user: Identity, status: str | None, limit: int) -> list[Job]:
-    if status is not None and status not in JOB_STATUSES:
-        raise ApiError(400, "invalid_parameter", "'status' must be one of "
-                       + ", ".join(JOB_STATUSES) + ".", param="status")
+    status = one_of(status, JOB_STATUSES, "status")
     query = select(Job).where(Job.user_id == user.id)
     if status is not None:
         query = query.where(Job.status == status)

@@ -61,8 +61,12 @@ def make_queue(name: str, redis_url: str | None, database_url: str,
                instance_path: str) -> Huey:
     """A huey instance for this app: Redis when there is one, else a SQLite file."""
     if redis_url:
-        return SluiceRedisHuey(name, url=redis_url, results=False, utc=True, blocking=True,
-                               read_timeout=1, client_name=f"sluice-jobs-{os.getpid()}")
+        # The pool names its connections as they open. (huey's own client_name would
+        # connect at once, so a worker could not start while Redis is away.)
+        pool = redis.ConnectionPool.from_url(redis_url,
+                                             client_name=f"sluice-jobs-{os.getpid()}")
+        return SluiceRedisHuey(name, connection_pool=pool, results=False, utc=True,
+                               blocking=True, read_timeout=1)
     return SqliteHuey(name, filename=queue_file(name, database_url, instance_path),
                       results=False, utc=True)
 
@@ -91,5 +95,4 @@ def register(queue: Huey, name: str, function: Callable[[str], Any]) -> Any:
             function(job_id)
         except Exception:  # the reaper retries; huey must not drop the worker
             logger.exception("task %s for job %s failed", name, job_id)
-    task.__name__ = name
     return queue.task(name=name)(task)

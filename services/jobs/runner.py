@@ -33,7 +33,8 @@ from .progress import job_status
 
 logger = logging.getLogger(__name__)
 
-_ENDS = {"complete": "complete", "error": "failed", "cancelled": "cancelled"}
+# An answer's end -> its job's.
+ENDS = {"complete": "complete", "error": "failed", "cancelled": "cancelled"}
 WORKER_LOST = {"code": "worker_lost", "retryable": True,
                "message": "The workers running this job stopped before it was done, "
                           "too many times."}
@@ -169,25 +170,29 @@ class JobRunner:
     def _finisher(self, job_id: str, stream_id: str) -> Callable[[dict[str, Any]], None]:
         """What the run calls before its `done`: record the job's end, say it is delivering."""
         def finish(done: dict[str, Any]) -> None:
-            status = _ENDS.get(done["status"])
-            if status is None:  # interrupted: this server is going away; another runs it
+            if done["status"] not in ENDS:  # interrupted: this server is going away
                 self.requeue(job_id)
                 return
-            result, error = self.result_of(done.get("message_id"), done.get("run_id"))
-            if self.end(job_id, status, result, error):
+            status = self.end_from_answer(job_id, done["message_id"], done.get("run_id"))
+            if status is not None:
                 self.core.log.append(stream_id, "status", {
                     "stage": "delivering", "job_id": job_id, "job_status": status,
                     "message": "Sending the result to the callback URL."})
         return finish
 
-    def result_of(self, message_id: str | None, run_id: str | None) -> tuple[Any, Any]:
-        """A finished answer's (result, error): a chat job's is the assistant message."""
+    def end_from_answer(self, job_id: str, message_id: str | None,
+                        run_id: str | None) -> str | None:
+        """End the job as its stored, finished answer did: a chat job's result is the
+        assistant message, an operation's its result. Returns the job's status, or None if
+        the answer has not finished (or the job had ended already)."""
         with self.db.transaction() as session:
-            if message_id is not None:
-                message = session.get(Message, message_id)
-                return (message.to_dict(), message.error) if message else (None, None)
-            run = session.get(OperationRun, run_id) if run_id else None
-            return (run.result, run.error) if run else (None, None)
+            answer = session.get(Message, message_id) if message_id else \
+                session.get(OperationRun, run_id) if run_id else None
+            if answer is None or answer.status not in ENDS:
+                return None
+            status, error = ENDS[answer.status], answer.error
+            result = answer.to_dict() if isinstance(answer, Message) else answer.result
+        return status if self.end(job_id, status, result, error) else None
 
     def end(self, job_id: str, status: str, result: Any, error: Any,
             from_status: tuple[str, ...] = ("running",)) -> bool:

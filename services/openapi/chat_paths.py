@@ -6,7 +6,7 @@ from typing import Any
 
 from .builders import (READ_SECURITY, WRITE_SECURITY, closed, errors, json_body, json_response,
                        operation, path_id, ref, with_links)
-from .events import event_stream
+from .events import RESUME_PARAMETERS, event_stream
 from .job_paths import IDEMPOTENCY_KEY, JOB_CODES, ONE_JOB, job_answers
 from .schemas import MESSAGE_STATUSES
 
@@ -98,7 +98,6 @@ def _message_stream() -> dict[str, Any]:
 
 
 def _stream_events() -> dict[str, Any]:
-    event_id = {"type": "string", "pattern": "^[0-9]{1,18}$"}
     return {"parameters": [STREAM_ID], "get": operation(
         "streamEvents", "Resume a stream", "streams",
         {"200": event_stream("The events after the given one, then live ones until `done`. "
@@ -108,12 +107,7 @@ def _stream_events() -> dict[str, Any]:
                                 "`EventSource` stops reconnecting."}},
         errors(own={400: ("invalid_event_id",), 404: ("stream_not_found", "not_found"),
                     503: ("unavailable",)}),
-        parameters=[
-            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": event_id,
-             "description": "The last event the client has; wins over `after`."},
-            {"name": "after", "in": "query", "required": False, "schema": event_id,
-             "description": "The last event the client has, for clients that cannot set "
-                            "headers; 0 (the default) is from the start."}],
+        parameters=RESUME_PARAMETERS,
         security=READ_SECURITY)}
 
 

@@ -117,3 +117,14 @@ def event_stream(description: str) -> dict[str, Any]:
             "headers": {"Cache-Control": {"schema": {"const": "no-cache"}},
                         "X-Accel-Buffering": {"schema": {"const": "no"}}},
             "content": {"text/event-stream": {"schema": ref("StreamEvent")}}}
+
+
+_EVENT_ID: Schema = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+# Where a (re)connecting client says which events it has (a stream's or a job's).
+RESUME_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": _EVENT_ID,
+     "description": "The last event the client has; wins over `after`."},
+    {"name": "after", "in": "query", "required": False, "schema": _EVENT_ID,
+     "description": "The last event the client has, for clients that cannot set headers; "
+                    "0 (the default) is from the start."}]
+

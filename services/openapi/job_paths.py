@@ -6,7 +6,7 @@ from typing import Any
 
 from .builders import (READ_SECURITY, WRITE_SECURITY, Schema, closed, errors, json_response,
                        nullable, operation, path_id, ref, with_links)
-from .events import event_stream
+from .events import RESUME_PARAMETERS, event_stream
 from .schemas import COUNT, TIMESTAMP, sluice_id
 
 JOB_STATUSES = ["queued", "running", "complete", "failed", "cancelled"]
@@ -120,7 +120,6 @@ def _redeliver() -> dict[str, Any]:
 
 
 def _events() -> dict[str, Any]:
-    event_id = {"type": "string", "pattern": "^[0-9]{1,18}$"}
     return {"parameters": [JOB_ID], "get": operation(
         "jobEvents", "Follow a job", "jobs",
         {"200": event_stream("The current run's events after the given one: `status` events "
@@ -129,12 +128,7 @@ def _events() -> dict[str, Any]:
          "204": {"description": "The job's stream has ended and the client has its last "
                                 "event, or it was cancelled before it ran."}},
         errors(own={400: ("invalid_event_id",), 404: JOB_NOT_FOUND, 503: ("unavailable",)}),
-        parameters=[
-            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": event_id,
-             "description": "The last event the client has; wins over `after`."},
-            {"name": "after", "in": "query", "required": False, "schema": event_id,
-             "description": "The last event the client has; 0 (the default) is from the "
-                            "start."}],
+        parameters=RESUME_PARAMETERS,
         security=READ_SECURITY)}
 
 

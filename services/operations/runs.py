@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from ..auth import Identity
 from ..errors import ApiError
-from ..providers import ChatMessage, ChatRequest, ProviderRegistry, ResolvedModel, UnknownModelError
+from ..web.params import one_of
+from ..fields import model_chain, model_field
+from ..providers import ChatMessage, ChatRequest, ProviderRegistry, ResolvedModel
 from ..storage.models import new_id
 from ..storage.work import OperationRun
 from ..streaming import RunSpec, StreamRun, Streaming, to_client
@@ -54,16 +56,6 @@ def _find(operations: dict[str, Operation], name: str) -> Operation:
     return operation
 
 
-def _model(body: dict[str, Any], operation: Operation, default: str) -> str:
-    model = body.get("model")
-    if model is None:
-        return operation.model or default
-    if not isinstance(model, str) or not model.strip() or len(model) > 200:
-        raise ApiError(400, "invalid_field", "'model' must be a model id such as demo/echo.",
-                       param="model")
-    return model
-
-
 def _with_timeout(candidate: ResolvedModel, seconds: float | None) -> ResolvedModel:
     """The model with the operation's time limit, if that is the shorter one."""
     timeouts = candidate.settings.timeouts
@@ -90,11 +82,8 @@ def prepare(operations: dict[str, Operation], providers: ProviderRegistry, user:
     is stored; a 4xx names what is wrong."""
     operation = _find(operations, name)
     values = check_input(operation, body.get("input"))
-    model = _model(body, operation, providers.default_model)
-    try:
-        chain = providers.chain(model)
-    except UnknownModelError as exc:
-        raise ApiError(400, "unknown_model", exc.message, param="model") from exc
+    chain = model_chain(providers, model_field(body) or operation.model
+                        or providers.default_model)
     user.check_model(chain[0].id)
     request = ChatRequest(model="", messages=_render(operation, values),
                           max_tokens=operation.max_output_tokens,
@@ -170,9 +159,7 @@ def run_and_wait(session: Session, operations: dict[str, Operation],
 def list_runs(session: Session, user: Identity, operation: str | None, status: str | None,
               limit: int) -> list[OperationRun]:
     """The user's runs, newest first, optionally of one operation and one status."""
-    if status is not None and status not in RUN_STATUSES:
-        raise ApiError(400, "invalid_parameter", "'status' must be one of "
-                       + ", ".join(RUN_STATUSES) + ".", param="status")
+    status = one_of(status, RUN_STATUSES, "status")
     query = select(OperationRun).where(OperationRun.user_id == user.id)
     if operation is not None:
         query = query.where(OperationRun.operation == operation)

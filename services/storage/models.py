@@ -107,23 +107,15 @@ class Thread(Base):
         }
 
 
-class Message(Base):
-    __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("thread_id", "position"),
-                      Index("ix_messages_status_lease", "status", "lease_expires_at"))
+class AnswerColumns:
+    """A model's answer as a row stores it, whether a message's or an operation run's:
+    the streaming core writes, checkpoints and recovers both alike (streaming/records.py)."""
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
-    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
-    # Order within the thread; unique, so two replies racing on one thread cannot interleave.
-    position: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
     reasoning: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="complete")
     model: Mapped[str | None] = mapped_column(String(200))
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    tool_call_id: Mapped[str | None] = mapped_column(String(64))  # on role "tool" messages
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -135,6 +127,27 @@ class Message(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    def usage(self) -> dict[str, int | None]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+    def metrics(self) -> dict[str, Any]:
+        return {"ttft_ms": self.ttft_ms, "duration_ms": self.duration_ms,
+                "tokens_per_sec": self.tokens_per_sec}
+
+
+class Message(AnswerColumns, Base):
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("thread_id", "position"),
+                      Index("ix_messages_status_lease", "status", "lease_expires_at"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    # Order within the thread; unique, so two replies racing on one thread cannot interleave.
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    tool_call_id: Mapped[str | None] = mapped_column(String(64))  # on role "tool" messages
 
     thread: Mapped[Thread] = relationship(back_populates="messages")
 
@@ -150,12 +163,8 @@ class Message(Base):
             "finish_reason": self.finish_reason,
             "tool_calls": self.tool_calls,
             "tool_call_id": self.tool_call_id,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
-            "metrics": {
-                "ttft_ms": self.ttft_ms,
-                "duration_ms": self.duration_ms,
-                "tokens_per_sec": self.tokens_per_sec,
-            },
+            "usage": self.usage(),
+            "metrics": self.metrics(),
             "error": self.error,
             "stream_id": self.stream_id,
             "created_at": isoformat(self.created_at),

@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base, isoformat, new_id, utcnow
+from .models import AnswerColumns, Base, isoformat, new_id, utcnow
 
 
-class OperationRun(Base):
+class OperationRun(AnswerColumns, Base):
     """One call of an AI operation (`refine`, `extract`, …): its input, answer and result."""
 
     __tablename__ = "operation_runs"
@@ -28,26 +27,12 @@ class OperationRun(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     operation: Mapped[str] = mapped_column(String(64))
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # The answer, as for a message: `content` is the model's text as it streamed.
-    content: Mapped[str] = mapped_column(Text, default="")
-    reasoning: Mapped[str | None] = mapped_column(Text)
+    # The answer's columns are a message's (AnswerColumns): `content` is the text as it
+    # streamed. `queued` until a job's worker starts it.
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    model: Mapped[str | None] = mapped_column(String(200))
-    finish_reason: Mapped[str | None] = mapped_column(String(32))
-    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    input_tokens: Mapped[int | None] = mapped_column(Integer)
-    output_tokens: Mapped[int | None] = mapped_column(Integer)
-    ttft_ms: Mapped[int | None] = mapped_column(Integer)
-    duration_ms: Mapped[int | None] = mapped_column(Integer)
-    tokens_per_sec: Mapped[float | None] = mapped_column(Float)
-    stream_id: Mapped[str | None] = mapped_column(String(40), unique=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The parsed result, and the repaired text it came from when the first was invalid.
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     repaired: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,15 +42,25 @@ class OperationRun(Base):
             "status": self.status,
             "model": self.model,
             "result": self.result,
-            "raw": self.repaired if self.repaired is not None else self.content,
+            "raw": self.raw,
             "finish_reason": self.finish_reason,
             "error": self.error,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
-            "metrics": {"ttft_ms": self.ttft_ms, "duration_ms": self.duration_ms,
-                        "tokens_per_sec": self.tokens_per_sec},
+            "usage": self.usage(),
+            "metrics": self.metrics(),
             "stream_id": self.stream_id,
             "created_at": isoformat(self.created_at),
         }
+
+    def answer(self) -> dict[str, Any]:
+        """What `POST /api/v1/operations/<name>` answers with: the result first."""
+        return {"result": self.result, "raw": self.raw, "usage": self.usage(),
+                "metrics": self.metrics(), "run_id": self.id, "status": self.status,
+                "model": self.model}
+
+    @property
+    def raw(self) -> str:
+        """The model's text the result came from: the repaired one, if it was repaired."""
+        return self.repaired if self.repaired is not None else self.content
 
 
 class Job(Base):

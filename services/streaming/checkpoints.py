@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Table
+
 from ..storage import Database
 from .periodic import Periodic
 from .records import renew_leases, write_checkpoints
@@ -24,7 +26,8 @@ class Checkpointer(Periodic):
     failure = "checkpoint failed; the next one will carry the text"
 
     def __init__(self, db: Database, collect: Callable[[], list[dict[str, Any]]],
-                 local_streams: Callable[[], list[str]], checkpoint_seconds: float,
+                 local_streams: Callable[[], list[tuple[Table, str]]],
+                 checkpoint_seconds: float,
                  lease_seconds: float) -> None:
         # Often enough for both: a lease is renewed three times before it lapses.
         super().__init__(min(checkpoint_seconds, lease_seconds / 3))
@@ -35,7 +38,7 @@ class Checkpointer(Periodic):
 
     def tick(self) -> int:
         """Store what changed and renew every lease; returns how many texts were written."""
-        streams = sorted(self.local_streams())
+        streams = self.local_streams()
         rows = sorted(self.collect(), key=lambda row: row["row_id"])
         if not streams and not rows:
             return 0

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Table
+
 from ..storage import Database
 from .checkpoints import Checkpointer
 from .deadlines import Deadlines
@@ -25,7 +27,7 @@ class RunManager:
         self.db = db
         self.observer = observer
         self.deadlines = Deadlines()
-        self.checkpointer = Checkpointer(db, self.checkpoints, self.stream_ids,
+        self.checkpointer = Checkpointer(db, self.checkpoints, self.leased,
                                          checkpoint_seconds, lease_seconds)
         self._runs: dict[str, StreamRun] = {}
         self._lock = threading.Lock()
@@ -70,6 +72,12 @@ class RunManager:
         (a stateless /v1 answer has no row, so nothing to renew or recover)."""
         with self._lock:
             return [stream_id for stream_id, run in self._runs.items()
+                    if run.spec.answer is not None]
+
+    def leased(self) -> list[tuple[Table, str]]:
+        """The table and stream id of each run of this process that fills a stored answer."""
+        with self._lock:
+            return [(run.spec.answer.table, stream_id) for stream_id, run in self._runs.items()
                     if run.spec.answer is not None]
 
     def get(self, stream_id: str) -> StreamRun | None:

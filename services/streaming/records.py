@@ -68,11 +68,15 @@ def write_checkpoints(connection: Connection, rows: list[dict[str, Any]]) -> Non
             connection.execute(_checkpoint(table), mine)
 
 
-def renew_leases(connection: Connection, stream_ids: list[str], lease_seconds: float) -> None:
+def renew_leases(connection: Connection, streams: list[tuple[Table, str]],
+                 lease_seconds: float) -> None:
+    """Renew the leases of these (table, stream id) pairs: one UPDATE per table in use."""
     for table in ANSWER_TABLES:
-        connection.execute(update(table)
-                           .where(table.c.stream_id.in_(stream_ids), table.c.status == "streaming")
-                           .values(lease_expires_at=lease_until(lease_seconds)))
+        stream_ids = sorted(stream_id for owner, stream_id in streams if owner is table)
+        if stream_ids:
+            connection.execute(update(table).where(table.c.stream_id.in_(stream_ids),
+                                                   table.c.status == "streaming")
+                               .values(lease_expires_at=lease_until(lease_seconds)))
 
 
 def lapsed_streams(db: Database, limit: int = 100) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -218,12 +219,9 @@ class StreamRun:
         wrong. Its text is collected, not streamed; None if the call failed."""
         self.status("retrying", "The answer was not valid; asking the model to correct it.",
                     reason="invalid_output", attempt=2)
-        request = self.spec.request
-        request = ChatRequest(model=request.model, max_tokens=request.max_tokens,
-                              temperature=request.temperature, messages=(
-                                  *request.messages,
-                                  ChatMessage("assistant", "".join(self.answer.text)),
-                                  ChatMessage("user", prompt)))
+        request = replace(self.spec.request, messages=(
+            *self.spec.request.messages, ChatMessage("assistant", "".join(self.answer.text)),
+            ChatMessage("user", prompt)))
         pieces: list[str] = []
         try:
             upstream = self._open(self._model, request)

@@ -25,6 +25,14 @@ def ascii_int(raw: str, name: str, code: str = "invalid_parameter") -> int:
     return int(value)
 
 
+def one_of(raw: str | None, choices: tuple[str, ...], name: str) -> str | None:
+    """An optional query filter that must be one of `choices`, or a 400 naming it."""
+    if raw is not None and raw not in choices:
+        raise ApiError(400, "invalid_parameter", f"{name!r} must be one of "
+                       + ", ".join(choices) + ".", param=name)
+    return raw
+
+
 class IdConverter(BaseConverter):
     """`<id:name>`: what Sluice's ids are made of; any other path segment is a 404."""
 
