@@ -7,12 +7,16 @@ names begin and what differs in its wire format; the helpers hang off that.
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
 from services.providers.base import ChatMessage, ChatRequest, TextDelta
 
 from .fake_upstream import FakeUpstream, Reply, fixture
+
+# The id Sluice gives a tool call that its provider sent without one.
+GENERATED_ID = re.compile(r"call_[0-9a-f]{24}")
 
 # Every byte alone, then a few odd sizes, close-delimited as well as chunked.
 SPLITS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ from services.providers.errors import (IncompleteStreamError, NotFoundError,
 from services.providers.http import pooled_session
 from services.providers.ollama import LineSplitter, OllamaProvider
 
-from .provider_replay import SPLITS, Replayer, texts
+from .provider_replay import GENERATED_ID, SPLITS, Replayer, texts
 
 wire = Replayer("ollama", "ollama-case", content_type="application/x-ndjson", system=None)
 
@@ -47,19 +48,31 @@ def test_thinking_is_reasoning_and_content_is_text(provider, fake_openai, split)
 @pytest.mark.parametrize("split", SPLITS)
 def test_a_tool_call_with_object_arguments(provider, fake_openai, split):
     events = wire.replay(provider, fake_openai, "tool_call.ndjson", split)
-    assert events == [ToolCall("call_0", "get_weather", json.dumps({"city": "Paris"})),
+    assert GENERATED_ID.fullmatch(events[0].id)
+    assert events == [ToolCall(events[0].id, "get_weather", json.dumps({"city": "Paris"})),
                       Usage(187, 21), Finish("tool_calls")]
     assert json.loads(events[0].arguments) == {"city": "Paris"}
 
 
+def test_calls_without_ids_get_ids_no_other_round_has(provider, fake_openai):
+    """Ollama numbers nothing: ids are Sluice's, and a thread's rounds must not share them."""
+    rounds = [wire.replay(provider, fake_openai, "two_tool_calls_one_line.ndjson", {})
+              for _ in range(2)]
+    ids = [e.id for events in rounds for e in events if isinstance(e, ToolCall)]
+    assert len(ids) == 4 and len(set(ids)) == 4
+
+
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize(("body", "ids", "text"), [
-    ("two_tool_calls_one_line", ("call_0", "call_1"), ""),
+    ("two_tool_calls_one_line", None, ""),
     ("two_tool_calls_two_lines", ("call_kq3vx9fd", "call_p0w7m2ae"), "Let me check both."),
 ])
 def test_two_tool_calls(provider, fake_openai, split, body, ids, text):
     events = wire.replay(provider, fake_openai, f"{body}.ndjson", split)
     assert texts(events) == text
+    if ids is None:  # sent without ids: each gets a fresh one
+        ids = [e.id for e in events if isinstance(e, ToolCall)]
+        assert len(set(ids)) == 2 and all(GENERATED_ID.fullmatch(i) for i in ids)
     assert [e for e in events if isinstance(e, ToolCall)] == [
         ToolCall(ids[0], "get_weather", json.dumps({"city": "Zürich", "unit": "celsius"}, ensure_ascii=False)),
         ToolCall(ids[1], "get_time", json.dumps({"timezone": "Asia/Tokyo"}))]
@@ -179,7 +192,11 @@ def test_a_plain_request_sends_no_tools_and_no_options(provider, fake_openai):
 def test_non_streaming_completion(provider, fake_openai, body, expected):
     model = wire.script(fake_openai, wire.fixture(body), content_type="application/json",
                         chunk_size=5)
-    assert provider.complete(wire.ask(model)) == expected
+    completion = provider.complete(wire.ask(model))
+    ids = [call.id for call in completion.tool_calls]
+    assert all(GENERATED_ID.fullmatch(i) for i in ids)
+    assert completion == replace(expected, tool_calls=tuple(
+        replace(call, id=i) for call, i in zip(expected.tool_calls, ids)))
     sent = fake_openai.requests[model][0]
     assert sent["path"] == "/api/chat"
     assert sent["json"]["stream"] is False

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
-                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, Usage)
+                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, Usage, new_call_id)
 from .errors import (BadRequestError, ContentFilterError, IncompleteStreamError,
                      UpstreamStreamError, error_for_type, error_message, json_object)
 from .http import HttpClient, shutdown_response
@@ -121,7 +121,8 @@ class _StreamState:
         elif block.get("type") == "thinking" and block.get("thinking"):
             yield ReasoningDelta(block["thinking"])
         elif block.get("type") == "tool_use":
-            self.tools[data.get("index", 0)] = (block.get("id", ""), block.get("name", ""), [])
+            self.tools[data.get("index", 0)] = (block.get("id") or new_call_id(),
+                                                block.get("name", ""), [])
 
     def block_delta(self, data: dict[str, Any]) -> Iterator[ProviderEvent]:
         delta = data.get("delta") or {}
@@ -209,7 +210,7 @@ class AnthropicProvider(Provider):
             text="".join(b.get("text", "") for b in blocks if b.get("type") == "text"),
             reasoning="".join(b.get("thinking", "") for b in blocks
                               if b.get("type") == "thinking"),
-            tool_calls=tuple(ToolCall(b.get("id", ""), b.get("name", ""),
+            tool_calls=tuple(ToolCall(b.get("id") or new_call_id(), b.get("name", ""),
                                       json.dumps(b.get("input") or {}, ensure_ascii=False))
                              for b in blocks if b.get("type") == "tool_use"),
             finish_reason=finish_reason(body.get("stop_reason")),

@@ -6,6 +6,7 @@ adapter; failures are raised as the exceptions in `errors.py`.
 """
 from __future__ import annotations
 
+import secrets
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -20,6 +21,16 @@ class ToolCall:
     id: str
     name: str
     arguments: str  # the complete JSON string
+
+
+def new_call_id() -> str:
+    """An id for a tool call its provider sent without one.
+
+    Ids pair each call with its result across the whole thread, which is sent again
+    with every request (and may move to another provider), so a per-answer counter
+    (`call_0`, `call_1`) would pair a later round's results with an earlier round's calls.
+    """
+    return f"call_{secrets.token_hex(12)}"
 
 
 @dataclass(frozen=True)

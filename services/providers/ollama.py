@@ -21,7 +21,8 @@ from typing import Any
 import requests
 
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
-                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, ToolSpec, Usage)
+                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, ToolSpec, Usage,
+                   new_call_id)
 from .errors import IncompleteStreamError, UpstreamStreamError, error_message, json_object
 from .http import HttpClient, shutdown_response
 
@@ -59,13 +60,13 @@ class LineSplitter:
         return line
 
 
-def _tool_call(raw: dict[str, Any], position: int) -> ToolCall:
-    """One of Ollama's whole tool calls; older servers send no id, so we number them."""
+def _tool_call(raw: dict[str, Any]) -> ToolCall:
+    """One of Ollama's whole tool calls; Ollama sends no id, so the call gets a new one."""
     function = raw.get("function") or {}
     arguments = function.get("arguments")
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False)
-    return ToolCall(id=raw.get("id") or f"call_{position}",
+    return ToolCall(id=raw.get("id") or new_call_id(),
                     name=function.get("name") or "", arguments=arguments)
 
 
@@ -80,7 +81,7 @@ def _object_events(chunk: dict[str, Any], calls: list[ToolCall]) -> Iterator[Pro
     if message.get("content"):
         yield TextDelta(message["content"])
     for raw in message.get("tool_calls") or ():
-        call = _tool_call(raw, len(calls))
+        call = _tool_call(raw)
         calls.append(call)
         yield call
     if chunk.get("done"):

@@ -22,7 +22,8 @@ from typing import Any
 import requests
 
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
-                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, ToolSpec, Usage)
+                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, ToolSpec, Usage,
+                   new_call_id)
 from .errors import (ContentFilterError, IncompleteStreamError, ProviderError,
                      ProviderStatusError, UpstreamStreamError, error_for_type, json_object)
 from .http import HttpClient, shutdown_response
@@ -103,7 +104,7 @@ def _read_output(output: Any) -> tuple[str, str, tuple[ToolCall, ...]]:
             parts = [*(item.get("summary") or ()), *(item.get("content") or ())]
             reasoning += [part.get("text") or "" for part in parts]
         elif kind == "function_call":
-            calls.append(ToolCall(item.get("call_id") or "", item.get("name") or "",
+            calls.append(ToolCall(item.get("call_id") or new_call_id(), item.get("name") or "",
                                   item.get("arguments") or "{}"))
     return "".join(texts), PARAGRAPH.join(reasoning), tuple(calls)
 
@@ -157,7 +158,7 @@ class _StreamState:
             call = {"call_id": item.get("call_id") or "", "name": item.get("name") or "",
                     "arguments": ""}
         self.called_tools = True
-        yield ToolCall(call["call_id"], call["name"],
+        yield ToolCall(call["call_id"] or new_call_id(), call["name"],
                        call["arguments"] or item.get("arguments") or "{}")
 
     def _end(self, kind: str, response: dict[str, Any]) -> Iterator[ProviderEvent]:
