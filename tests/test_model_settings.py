@@ -9,6 +9,8 @@ from services.providers.errors import (AuthenticationError, IncompleteStreamErro
                                        RateLimitError, UpstreamServerError)
 from services.streaming.attempts import backoff_delay
 
+from .fake_upstream import openai_text_reply
+
 BASE = ModelSettings(id="*/*", fallbacks=("demo/echo",),
                      timeouts=Timeouts(connect=5, first_token=30, idle=60, total=300),
                      retry=RetryPolicy(attempts=3, base_seconds=0.5, max_seconds=8))
@@ -45,12 +47,33 @@ def test_a_model_entry_overrides_only_what_it_names():
     ('[models."openai/x"]\nstreaming = "no"', "wrong type"),
     ('[models."openai/x"]\nmax_tokens = -5', "must not be negative"),
     ('[models."openai/x"]\nfallbacks = "demo/echo"', "list of ids"),
+    ('[models."openai/x"]\nmax_tokens_field = "max_output_tokens"', "must be one of"),
     ('[model."openai/x"]', "unknown table"),
     ('[models."openai/x"\n', "not valid TOML"),
 ])
 def test_a_bad_models_file_is_refused_with_where_and_why(text, complaint):
     with pytest.raises(CatalogError, match=complaint):
         load_models_file(text, BASE)
+
+
+@pytest.mark.parametrize(("entry", "field"), [
+    ("", "max_tokens"),  # the fake is not api.openai.com: the field compatible servers know
+    ('max_tokens_field = "max_completion_tokens"', "max_completion_tokens"),
+])
+def test_the_token_limit_is_sent_in_the_field_the_model_is_set_to(make_app, fake_openai,
+                                                                   tmp_path, entry, field):
+    model = f"limit-in-{field}"
+    models_file = tmp_path / "models.toml"
+    models_file.write_text(f'[models."openai/{model}"]\nmax_tokens = 64\n{entry}\n')
+    client = make_app(SLUICE_MODELS_FILE=str(models_file)).test_client()
+    fake_openai.script(model, openai_text_reply("Hi"))
+    thread_id = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
+    response = client.post(f"/api/v1/threads/{thread_id}/messages",
+                           json={"content": "Hi", "model": f"openai/{model}"})
+    assert response.status_code == 200
+    sent = fake_openai.requests[model][0]["json"]
+    assert sent[field] == 64
+    assert not {"max_tokens", "max_completion_tokens"} - {field} & set(sent)
 
 
 def test_an_app_refuses_to_start_with_a_fallback_it_cannot_serve(make_app, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 import time
 
 import pytest
@@ -14,9 +15,9 @@ from services.providers.errors import (AuthenticationError, ContentFilterError,
                                        ProviderTimeoutError, RateLimitError,
                                        UpstreamStreamError)
 from services.providers.http import pooled_session
-from services.providers.openai import OpenAIProvider
+from services.providers.openai import OpenAIProvider, default_max_tokens_field
 
-from .provider_replay import SPLITS, Replayer, texts
+from .provider_replay import GENERATED_ID, SPLITS, Replayer, texts
 
 wire = Replayer("openai", "case")
 
@@ -168,3 +169,40 @@ def test_tools_and_tool_turns_are_sent_in_openai_shape(provider, fake_openai):
         "name": "get_weather", "description": "Current weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
     assert (sent["max_tokens"], sent["temperature"]) == (50, 0.2)
+
+
+@pytest.mark.parametrize(("base_url", "field"), [
+    ("https://api.openai.com/v1", "max_completion_tokens"),
+    ("https://api.openai.com:443/v1/", "max_completion_tokens"),
+    ("http://127.0.0.1:8000/v1", "max_tokens"),
+    ("https://api.openai.com.example.net/v1", "max_tokens"),
+])
+def test_the_token_limit_field_follows_the_server_unless_set(base_url, field):
+    assert default_max_tokens_field(base_url) == field
+    assert OpenAIProvider(base_url, None, pooled_session()).max_tokens_field == field
+    chosen = OpenAIProvider(base_url, None, pooled_session(), max_tokens_field="max_tokens")
+    assert chosen.max_tokens_field == "max_tokens"
+
+
+def test_max_completion_tokens_is_sent_when_set(fake_openai):
+    provider = OpenAIProvider(fake_openai.url + "/v1", "sk-test", pooled_session(),
+                              max_tokens_field="max_completion_tokens")
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"))
+    list(provider.stream(replace(wire.ask(model), max_tokens=50)))
+    sent = fake_openai.requests[model][0]["json"]
+    assert sent["max_completion_tokens"] == 50 and "max_tokens" not in sent
+
+
+# A compatible server's tool call without an id, as some llama.cpp and vLLM versions send it.
+CALL_WITHOUT_ID = (
+    'data: {"choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,'
+    '"type":"function","function":{"name":"get_time","arguments":"{}"}}]}}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
+    "data: [DONE]\n\n").encode()
+
+
+def test_calls_without_ids_get_ids_no_other_round_has(provider, fake_openai):
+    ids = [event.id for _ in range(2)
+           for event in wire.collect(provider, wire.script(fake_openai, CALL_WITHOUT_ID))
+           if isinstance(event, ToolCall)]
+    assert len(set(ids)) == 2 and all(GENERATED_ID.fullmatch(i) for i in ids)

@@ -72,7 +72,7 @@ FACTORIES: dict[str, ProviderFactory] = {
     "openai": (_needs_key("OPENAI_API_KEY", "OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL),
                lambda s, c, session: OpenAIProvider(
                    s.base_url or c["OPENAI_BASE_URL"], s.api_key or c["OPENAI_API_KEY"],
-                   session, s.timeouts.connect, s.timeouts.idle)),
+                   session, s.timeouts.connect, s.timeouts.idle, s.max_tokens_field)),
     "openai-responses": (_needs_key("OPENAI_API_KEY", "OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL),
                          lambda s, c, session: OpenAIResponsesProvider(
                              s.base_url or c["OPENAI_BASE_URL"], s.api_key or c["OPENAI_API_KEY"],

@@ -12,6 +12,14 @@ The file (`SLUICE_MODELS_FILE`) has one table per model id:
     streaming = false                  # the server cannot stream; Sluice still does
     first_token_timeout = 120
 
+    [models."openai/o4-mini"]
+    max_tokens_field = "max_completion_tokens"   # or "max_tokens"
+
+`max_tokens_field` (OpenAI Chat Completions models only) names the field the token
+limit is sent in: api.openai.com has deprecated `max_tokens` and its reasoning models
+refuse it, while many compatible servers know only `max_tokens`. Unset, it is
+`max_completion_tokens` for api.openai.com and `max_tokens` for any other server.
+
 A model's entry overrides the global settings for that model only. Models in the
 file are listed by `GET /api/v1/models`.
 """
@@ -47,6 +55,7 @@ class ModelSettings:
     api_key: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    max_tokens_field: str | None = None  # None: chosen by the server (see the docstring)
     streaming: bool = True
     fallbacks: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -61,10 +70,11 @@ class ModelSettings:
         return self.id.partition("/")[2]
 
     @property
-    def connection(self) -> tuple[str, str | None, str | None, float, float]:
-        """What makes a distinct provider client: where, which key, which timeouts."""
+    def connection(self) -> tuple[str, str | None, str | None, float, float, str | None]:
+        """What makes a distinct provider client: where, which key, which timeouts, and
+        how the wire format is spoken there."""
         return (self.provider, self.base_url, self.api_key, self.timeouts.connect,
-                self.timeouts.idle)
+                self.timeouts.idle, self.max_tokens_field)
 
 
 class CatalogError(ValueError):
@@ -76,7 +86,8 @@ _TIMEOUT_KEYS = {"connect_timeout": "connect", "first_token_timeout": "first_tok
 _RETRY_KEYS = {"retry_attempts": "attempts", "retry_base_seconds": "base_seconds",
                "retry_max_seconds": "max_seconds"}
 _PLAIN_KEYS = {"base_url": str, "api_key": str, "temperature": (int, float),
-               "max_tokens": int, "streaming": bool}
+               "max_tokens": int, "max_tokens_field": str, "streaming": bool}
+_CHOICES = {"max_tokens_field": ("max_completion_tokens", "max_tokens")}
 
 
 def global_settings(config: Mapping[str, Any]) -> ModelSettings:
@@ -99,6 +110,9 @@ def _check(model_id: str, key: str, value: Any, kind: Any) -> Any:
         raise CatalogError(f"models file: {model_id}.{key} has the wrong type ({value!r})")
     if kind in (int, (int, float)) and value < 0:
         raise CatalogError(f"models file: {model_id}.{key} must not be negative")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise CatalogError(f"models file: {model_id}.{key} must be one of "
+                           + ", ".join(f'"{choice}"' for choice in _CHOICES[key]))
     return value
 
 

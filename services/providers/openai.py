@@ -19,16 +19,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
-                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, Usage)
+                   ProviderStream, ReasoningDelta, TextDelta, ToolCall, Usage, new_call_id)
 from .errors import (ContentFilterError, IncompleteStreamError, UpstreamStreamError,
                      error_message, json_object)
 from .http import HttpClient, shutdown_response
 from ..sse import SSEDecoder
 
+OPENAI_HOST = "api.openai.com"
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
                   "function_call": "tool_calls"}
 
@@ -58,6 +60,14 @@ def _wire_message(message: ChatMessage) -> dict[str, Any]:
     return wire
 
 
+def default_max_tokens_field(base_url: str) -> str:
+    """Where the token limit goes when the models file does not say: OpenAI itself has
+    deprecated `max_tokens` (its reasoning models refuse it); compatible servers
+    (vLLM, llama.cpp, older proxies) often know only `max_tokens`."""
+    host = urlsplit(base_url).hostname or ""
+    return "max_completion_tokens" if host == OPENAI_HOST else "max_tokens"
+
+
 @dataclass
 class _PendingCall:
     id: str = ""
@@ -79,18 +89,20 @@ class _ToolCallAssembler:
         call.arguments += function.get("arguments") or ""
 
     def complete(self) -> list[ToolCall]:
-        return [ToolCall(call.id or f"call_{index}", call.name, call.arguments or "{}")
-                for index, call in sorted(self._calls.items())]
+        return [ToolCall(call.id or new_call_id(), call.name, call.arguments or "{}")
+                for _, call in sorted(self._calls.items())]
 
 
 class OpenAIProvider(Provider):
     name = "openai"
 
     def __init__(self, base_url: str, api_key: str | None, session: requests.Session,
-                 connect_timeout: float = 10.0, read_timeout: float = 120.0) -> None:
+                 connect_timeout: float = 10.0, read_timeout: float = 120.0,
+                 max_tokens_field: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = HttpClient(self.name, base_url, headers, session,
                                connect_timeout, read_timeout)
+        self.max_tokens_field = max_tokens_field or default_max_tokens_field(base_url)
 
     def _payload(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -106,7 +118,7 @@ class OpenAIProvider(Provider):
                                                   "parameters": t.parameters}}
                 for t in request.tools]
         if request.max_tokens is not None:
-            payload["max_tokens"] = request.max_tokens
+            payload[self.max_tokens_field] = request.max_tokens
         if request.temperature is not None:
             payload["temperature"] = request.temperature
         return payload
