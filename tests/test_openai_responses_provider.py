@@ -217,3 +217,27 @@ def test_non_streaming_completion(provider, fake_openai, name, expected):
     assert sent["path"] == "/v1/responses"
     assert sent["json"]["stream"] is False
     assert sent["json"]["store"] is False
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_a_streamed_refusal_is_a_withheld_answer_that_says_why(provider, fake_openai, split):
+    received, error = wire.replay_until_error(provider, fake_openai, "refusal.sse", split,
+                                              ContentFilterError)
+    assert texts(received) == ""
+    assert error.code == "content_filter"
+    assert "I'm sorry, but I can't help with that." in error.message
+
+
+def test_a_refusal_without_its_done_event_is_still_a_refusal(provider, fake_openai):
+    body = b"\n\n".join(event for event in wire.fixture("refusal.sse").split(b"\n\n")
+                        if b"event: response.refusal.done" not in event)
+    model = wire.script(fake_openai, body)
+    _, error = wire.until_error(provider, model, ContentFilterError)
+    assert "I'm sorry, but I can't help with that." in error.message
+
+
+def test_a_refusal_in_a_whole_response_is_a_withheld_answer(provider, fake_openai):
+    model = wire.script(fake_openai, wire.fixture("completion_refusal.json"),
+                        content_type="application/json")
+    with pytest.raises(ContentFilterError, match="I'm sorry, but I can't help with that."):
+        provider.complete(wire.ask(model))

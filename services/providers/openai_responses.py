@@ -12,7 +12,10 @@ complete at `response.output_item.done`. There is no `[DONE]`: the stream ends
 with `response.completed`, `response.incomplete` or `response.failed`, whose
 `response` carries `usage`; a body that ends without one was cut off. An `error`
 event may come at any point, with `code` and `message` at the top level as
-documented, or nested under `error` as OpenAI also sends them.
+documented, or nested under `error` as OpenAI also sends them. A model that
+declines writes a `refusal` content part instead of `output_text`
+(`response.refusal.delta` / `.done`): that is a withheld answer, as Anthropic's
+`stop_reason: refusal` is, not an empty one.
 """
 from __future__ import annotations
 
@@ -70,6 +73,12 @@ def _finish_reason(status: str, response: dict[str, Any], called_tools: bool) ->
     return "tool_calls" if called_tools else "stop"
 
 
+def _refused(text: str) -> ContentFilterError:
+    """A refusal content part: the answer is withheld, and the refusal says why."""
+    return ContentFilterError(f"{PROVIDER} declined to answer: {text}" if text
+                              else f"{PROVIDER} declined to answer")
+
+
 def _input_items(message: ChatMessage) -> list[dict[str, Any]]:
     """One history turn as Responses `input` items."""
     if message.role == "tool":
@@ -91,14 +100,19 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
 
 
 def _read_output(output: Any) -> tuple[str, str, tuple[ToolCall, ...]]:
-    """The text, reasoning and tool calls in a whole response's `output` items."""
+    """The text, reasoning and tool calls in a whole response's `output` items; raises
+    `ContentFilterError` if the message is a refusal."""
     texts: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []
     for item in output if isinstance(output, list) else ():
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "message":
-            texts += [part.get("text") or "" for part in item.get("content") or ()
+            parts = item.get("content") or ()
+            refusals = [part for part in parts if part.get("type") == "refusal"]
+            if refusals:
+                raise _refused("".join(part.get("refusal") or "" for part in refusals))
+            texts += [part.get("text") or "" for part in parts
                       if part.get("type") == "output_text"]
         elif kind == "reasoning":
             parts = [*(item.get("summary") or ()), *(item.get("content") or ())]
@@ -116,6 +130,7 @@ class _StreamState:
         self.calls: dict[str, dict[str, str]] = {}  # item id -> call_id, name, arguments
         self.called_tools = False
         self.reasoning_part: tuple[Any, ...] | None = None
+        self.refusal: list[str] = []
         self.ended = False
 
     def read(self, event: dict[str, Any]) -> Iterator[ProviderEvent]:
@@ -123,6 +138,10 @@ class _StreamState:
         kind = event.get("type")
         if kind == "response.output_text.delta" and event.get("delta"):
             yield TextDelta(event["delta"])
+        elif kind == "response.refusal.delta":
+            self.refusal.append(event.get("delta") or "")
+        elif kind == "response.refusal.done":
+            raise _refused(event.get("refusal") or "".join(self.refusal))
         elif kind in REASONING_DELTAS and event.get("delta"):
             yield self._reasoning(event, event.get(REASONING_DELTAS[kind]))
         elif kind == "response.output_item.added":
@@ -163,6 +182,8 @@ class _StreamState:
 
     def _end(self, kind: str, response: dict[str, Any]) -> Iterator[ProviderEvent]:
         status = kind.removeprefix("response.")
+        if self.refusal:  # deltas without their `done`: still a refusal
+            raise _refused("".join(self.refusal))
         if status != "failed":
             yield _usage(response)
         reason = _finish_reason(status, response, self.called_tools)
