@@ -19,6 +19,7 @@ from .errors import ApiError
 from .fields import model_chain, model_field, optional_text
 from .providers import (ChatMessage, ChatRequest, ProviderRegistry, ResolvedModel, ToolCall,
                         ToolSpec)
+from .providers.tool_turns import pair_tool_turns
 from .storage import Message, Thread
 from .storage.models import new_id, utcnow
 from .tools import parse_tool_results, parse_tools, pending_tool_calls
@@ -117,21 +118,19 @@ def parse_reply(body: dict[str, Any]) -> ReplyInput:
 
 
 def _history(thread: Any, messages: Sequence[Any]) -> tuple[ChatMessage, ...]:
-    """The conversation as providers see it; tool calls nobody answered are left out."""
-    answered = {m.tool_call_id for m in messages if m.role == "tool"}
-    names = {call["id"]: call["name"] for m in messages for call in m.tool_calls or ()}
+    """The conversation as providers see it; each tool call is paired with its result
+    turn by turn (ids may repeat across rounds), and calls nobody answered are left out."""
     history = [ChatMessage("system", thread.system)] if thread.system else []
     for message in messages:
         if message.role == "tool":
-            history.append(ChatMessage("tool", message.content, tool_call_id=message.tool_call_id,
-                                       name=names.get(message.tool_call_id or "")))
+            history.append(ChatMessage("tool", message.content, tool_call_id=message.tool_call_id))
             continue
         calls = tuple(ToolCall(c["id"], c["name"], c["arguments"])
-                      for c in message.tool_calls or () if c["id"] in answered)
+                      for c in message.tool_calls or ())
         usable = message.role == "user" or message.status in _HISTORY_STATUSES
         if usable and (message.content or calls):
             history.append(ChatMessage(message.role, message.content, tool_calls=calls))
-    return tuple(history)
+    return pair_tool_turns(history)
 
 
 def _message_row(**values: Any) -> dict[str, Any]:

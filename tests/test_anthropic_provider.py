@@ -204,12 +204,12 @@ def test_the_request_is_in_the_messages_api_shape(provider, fake_openai):
                 {"type": "text", "text": "Checking both."},
                 {"type": "tool_use", "id": weather.id, "name": "get_weather",
                  "input": {"city": "Paris"}},
-                {"type": "tool_use", "id": clock.id, "name": "get_time",
-                 "input": {"timezone": "Asia/Tokyo"}},
+                # get_time is not offered any more: its call is told, not replayed
+                {"type": "text", "text": '[called tool get_time with {"timezone": "Asia/Tokyo"}]'},
             ]},
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": weather.id, "content": "18°C, cloudy"},
-                {"type": "tool_result", "tool_use_id": clock.id, "content": "21:04"},
+                {"type": "text", "text": "[result of get_time: 21:04]"},
             ]},
             {"role": "assistant", "content": "Il fait 18°C ; il est 21 h 04."},
             {"role": "user", "content": "Merci"},
@@ -246,3 +246,24 @@ def test_non_streaming_completion(provider, fake_openai):
     assert sent["path"] == "/v1/messages"
     assert sent["json"]["stream"] is False
     assert sent["json"]["system"] == "Be brief."
+
+
+def test_without_tools_past_tool_turns_are_text_in_alternating_turns(provider, fake_openai):
+    """Anthropic refuses tool_use and tool_result blocks in a request without tools."""
+    model = wire.script(fake_openai, wire.fixture("text_with_usage.sse"))
+    call = ToolCall("toolu_01A09q90qw90lq917835lq9", "get_weather", '{"city": "Paris"}')
+    request = ChatRequest(model=model, messages=(
+        ChatMessage("user", "Weather in Paris?"),
+        ChatMessage("assistant", "", tool_calls=(call,)),
+        ChatMessage("tool", "18°C", tool_call_id=call.id, name="get_weather"),
+        ChatMessage("user", "And tomorrow?"),
+    ))
+    list(provider.stream(request))
+    sent = fake_openai.requests[model][0]["json"]
+    assert "tools" not in sent
+    assert sent["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": '[called tool get_weather with {"city": "Paris"}]'},
+        {"role": "user", "content": [{"type": "text", "text": "[result of get_weather: 18°C]"},
+                                     {"type": "text", "text": "And tomorrow?"}]},
+    ]

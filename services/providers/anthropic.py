@@ -69,42 +69,65 @@ def _tool_input(call: ToolCall) -> dict[str, Any]:
     return value
 
 
-def _assistant_content(message: ChatMessage) -> str | list[dict[str, Any]]:
-    """A plain string, or text then tool_use blocks when the turn called tools."""
-    if not message.tool_calls:
-        return message.content
-    blocks: list[dict[str, Any]] = []
-    if message.content:
-        blocks.append({"type": "text", "text": message.content})
-    for call in message.tool_calls:
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
-                       "input": _tool_input(call)})
-    return blocks
+def _call_blocks(call: ToolCall, tool_names: frozenset[str]) -> list[dict[str, Any]]:
+    """A past call as a tool_use block, or as text when the request does not offer its
+    tool: Anthropic refuses tool_use and tool_result blocks without their tools."""
+    if call.name in tool_names:
+        return [{"type": "tool_use", "id": call.id, "name": call.name,
+                 "input": _tool_input(call)}]
+    return [_text(f"[called tool {call.name} with {call.arguments or '{}'}]")]
 
 
-def _is_tool_results(entry: dict[str, Any]) -> bool:
+def _result_block(message: ChatMessage, name: str, tool_names: frozenset[str]) -> dict[str, Any]:
+    if name in tool_names:
+        return {"type": "tool_result", "tool_use_id": message.tool_call_id,
+                "content": message.content}
+    return _text(f"[result of {name or 'a tool'}: {message.content}]")
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _add_turn(wire: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Append a turn, merged into the last one if that has the same role: Anthropic
+    alternates user and assistant, so parallel results (and a user message after
+    results) share one turn, tool results first as the API requires."""
+    blocks = [b for b in blocks if b["type"] != "text" or b["text"]]  # no empty text blocks
+    if not blocks:
+        return
+    if wire and wire[-1]["role"] == role:
+        blocks = wire[-1]["content"] + blocks
+        wire.pop()
+    blocks.sort(key=lambda block: block["type"] != "tool_result")  # stable: order kept
+    wire.append({"role": role, "content": blocks})
+
+
+def _plain(entry: dict[str, Any]) -> dict[str, Any]:
+    """A turn of one text block written as a plain string, as most requests are."""
     content = entry["content"]
-    return (entry["role"] == "user" and isinstance(content, list)
-            and all(block["type"] == "tool_result" for block in content))
+    if len(content) == 1 and content[0]["type"] == "text":
+        return {"role": entry["role"], "content": content[0]["text"]}
+    return entry
 
 
-def wire_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
-    """The conversation without its system turns, tool answers merged per turn."""
+def wire_messages(messages: tuple[ChatMessage, ...],
+                  tools: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The conversation without its system turns, in alternating turns; calls of tools
+    not among `tools` (the names the request offers) and their results become text."""
     wire: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # call id -> tool name, for results that do not say
     for message in messages:
         if message.role == "tool":
-            result = {"type": "tool_result", "tool_use_id": message.tool_call_id,
-                      "content": message.content}
-            # Anthropic alternates user and assistant: parallel answers share one turn.
-            if wire and _is_tool_results(wire[-1]):
-                wire[-1]["content"].append(result)
-            else:
-                wire.append({"role": "user", "content": [result]})
+            name = message.name or names.get(message.tool_call_id or "", "")
+            _add_turn(wire, "user", [_result_block(message, name, tools)])
         elif message.role == "assistant":
-            wire.append({"role": "assistant", "content": _assistant_content(message)})
+            names.update((call.id, call.name) for call in message.tool_calls)
+            _add_turn(wire, "assistant", [_text(message.content)] + [
+                block for call in message.tool_calls for block in _call_blocks(call, tools)])
         elif message.role != "system":
-            wire.append({"role": "user", "content": message.content})
-    return wire
+            _add_turn(wire, "user", [_text(message.content)])
+    return [_plain(entry) for entry in wire]
 
 
 class _StreamState:
@@ -186,7 +209,8 @@ class AnthropicProvider(Provider):
     def _payload(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": request.model,
-            "messages": wire_messages(request.messages),
+            "messages": wire_messages(request.messages,
+                                      frozenset(tool.name for tool in request.tools)),
             "max_tokens": request.max_tokens or self.default_max_tokens,
             "stream": stream,
         }
