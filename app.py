@@ -14,7 +14,7 @@ from blueprints import (auth as auth_views, chat, health, jobs as job_views, mod
                         openai_compat, openapi, operations as operation_views, pages, streams)
 from blueprints.errors import register_error_handlers
 from services import (auth, jobs, metrics, operations, providers, ratelimit, storage, streaming,
-                      web)
+                      tools, web)
 from services.auth.cli import init_cli
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     streaming.init_app(app, observer=metrics.recorder(app))
     ratelimit.init_app(app)
     operations.init_app(app)
+    tools.init_app(app)
     jobs.init_app(app)
 
     for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp,

@@ -22,7 +22,7 @@ from .providers import (ChatMessage, ChatRequest, ProviderRegistry, ResolvedMode
 from .providers.tool_turns import pair_tool_turns
 from .storage import Message, Thread
 from .storage.models import new_id, utcnow
-from .tools import parse_tool_results, parse_tools, pending_tool_calls
+from .tools import ToolRegistry, parse_tool_results, parse_tools, pending_tool_calls
 from .streaming import RunSpec, StreamRun, Streaming, to_client
 from .streaming.leases import lease_until
 from .streaming.records import AnswerRow
@@ -35,6 +35,9 @@ _THREADS, _MESSAGES = Thread.__table__, Message.__table__
 # What a reply reads of the earlier messages: enough to rebuild the conversation.
 _HISTORY_COLUMNS = tuple(_MESSAGES.c[name] for name in (
     "role", "content", "status", "finish_reason", "tool_calls", "tool_call_id", "position"))
+# Server tools are not run by the answer loop yet: until they are, a request that names
+# one is refused as before (400 unknown_tool), so none is offered here.
+_NO_SERVER_TOOLS = ToolRegistry()
 
 
 def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
@@ -99,7 +102,8 @@ def list_messages(session: Session, user: Identity, thread_id: str) -> list[Mess
 class ReplyInput:
     content: str | None  # a user message, or None when answering tool calls
     model: str | None
-    tools: tuple[ToolSpec, ...]
+    tools: tuple[ToolSpec, ...]  # the functions the caller runs
+    server_tools: tuple[str, ...]  # names of tools Sluice runs itself
     tool_results: Any  # raw; checked against the thread's pending calls
 
 
@@ -113,8 +117,9 @@ def parse_reply(body: dict[str, Any]) -> ReplyInput:
                            "Send either 'content' or 'tool_results', not both.")
     elif not isinstance(content, str) or not content.strip():
         raise ApiError(400, "invalid_content", "'content' must be a non-empty string.")
-    return ReplyInput(content=content, model=model_field(body),
-                      tools=parse_tools(body.get("tools")), tool_results=tool_results)
+    tools, server_tools = parse_tools(body.get("tools"), _NO_SERVER_TOOLS)
+    return ReplyInput(content=content, model=model_field(body), tools=tools,
+                      server_tools=server_tools, tool_results=tool_results)
 
 
 def _history(thread: Any, messages: Sequence[Any]) -> tuple[ChatMessage, ...]:
@@ -291,7 +296,7 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
     _store_start(session, connection, thread_id, [assistant],
                  {"updated_at": assistant["created_at"]})
     run = _launch(core, thread, thread_id, history, [], candidates,
-                  parse_tools(options.get("tools")), assistant, on_end, on_finish, prelude)
+                  parse_tools(options.get("tools"), _NO_SERVER_TOOLS)[0], assistant, on_end, on_finish, prelude)
     return run, assistant["id"]
 
 

@@ -82,6 +82,9 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "SLUICE_MODELS_FILE": None,
         # TOML file of AI operations added to the built-ins (services/operations).
         "SLUICE_OPERATIONS_FILE": None,
+        # Modules (import paths) whose server tools are added to the built-ins and the
+        # `sluice.tools` entry points' (services/tools).
+        "SLUICE_TOOL_MODULES": (),
         # Queue workers (threads; greenlets under gevent) each serving process runs
         # for jobs; 0: this process takes no jobs (run `flask --app wsgi worker`).
         "SLUICE_JOB_WORKERS": 4,
@@ -158,6 +161,15 @@ def _origin_list(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _module_list(raw: str) -> tuple[str, ...]:
+    modules = tuple(module.strip() for module in raw.split(",") if module.strip())
+    for module in modules:
+        if not all(part.isidentifier() for part in module.split(".")):
+            raise ValueError(f"each entry must be a module's import path like "
+                             f"my_tools.weather, got {module!r}")
+    return modules
+
+
 def _queue_name(raw: str) -> str:
     if not all(char.isascii() and (char.isalnum() or char in "-_") for char in raw):
         raise ValueError("SLUICE_JOB_QUEUE may hold letters, digits, - and _ only")
@@ -212,6 +224,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SLUICE_FALLBACK_MODELS": ("SLUICE_FALLBACK_MODELS", _model_list),
     "SLUICE_MODELS_FILE": ("SLUICE_MODELS_FILE", str),
     "SLUICE_OPERATIONS_FILE": ("SLUICE_OPERATIONS_FILE", str),
+    "SLUICE_TOOL_MODULES": ("SLUICE_TOOL_MODULES", _module_list),
     "SLUICE_JOB_WORKERS": ("SLUICE_JOB_WORKERS", _count("SLUICE_JOB_WORKERS")),
     "SLUICE_JOB_CONCURRENCY": (
         "SLUICE_JOB_CONCURRENCY", _number("SLUICE_JOB_CONCURRENCY", int)),

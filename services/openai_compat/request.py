@@ -15,9 +15,13 @@ from typing import Any
 
 from ..errors import ApiError
 from ..providers import ChatRequest, ToolSpec
-from ..tools import parse_tools
+from ..tools import ToolRegistry, parse_tools
 from .errors import invalid, missing, wrong_type
 from .messages import parse_messages
+
+
+# Chat Completions has no tools named by string: every tool here is the client's.
+_NO_SERVER_TOOLS = ToolRegistry()
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ def _tools(body: dict[str, Any]) -> tuple[ToolSpec, ...]:
             raise invalid(f"tools[{index}].type", "Only function tools are supported, not "
                           f"{tool.get('type')!r}.", "unsupported_value")
     try:
-        specs = parse_tools(raw)
+        specs, _ = parse_tools(raw, _NO_SERVER_TOOLS)  # only function objects reach here
     except ApiError as exc:
         raise invalid("tools", exc.message) from exc
     return () if choice == "none" else specs

@@ -1,16 +1,15 @@
-"""Tools in a message request: function definitions the caller runs, and the caller's
-results for the calls the model made. Parsed and checked before anything is stored."""
+"""Tools in a message request: names of server tools, function definitions the caller
+runs, and the caller's results for the calls the model made. Parsed and checked before
+anything is stored."""
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import ApiError
-from .providers import ToolSpec
-from .storage import Message
-
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from ..errors import ApiError
+from ..providers import ToolSpec
+from ..storage import Message
+from .registry import TOOL_NAME, ToolRegistry
 
 
 def _bad(message: str) -> ApiError:
@@ -22,7 +21,7 @@ def _function_spec(item: dict[str, Any]) -> ToolSpec:
     if item.get("type") != "function" or not isinstance(function, dict):
         raise _bad('Each tool must be {"type": "function", "function": {"name", …}}.')
     name = function.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
         raise _bad("A tool's name must be 1-64 letters, digits, '_' or '-'.")
     description = function.get("description", "")
     parameters = function.get("parameters", {"type": "object", "properties": {}})
@@ -31,23 +30,36 @@ def _function_spec(item: dict[str, Any]) -> ToolSpec:
     return ToolSpec(name=name, description=description, parameters=parameters)
 
 
-def parse_tools(raw: Any) -> tuple[ToolSpec, ...]:
-    """The tool definitions of a request; names of server tools are refused (none exist yet)."""
+def parse_tools(raw: Any, registry: ToolRegistry) -> tuple[tuple[ToolSpec, ...], tuple[str, ...]]:
+    """The tools a request lists: the definitions of those the caller runs, and the
+    names of the server tools (in `registry`) that Sluice runs itself."""
     if raw is None:
-        return ()
+        return (), ()
     if not isinstance(raw, list):
         raise _bad("'tools' must be a list.")
-    specs = []
+    specs, server_names = [], []
     for item in raw:
         if isinstance(item, str):
-            raise ApiError(400, "unknown_tool", f"There is no server tool {item!r} here.")
-        if not isinstance(item, dict):
-            raise _bad("Each tool must be a function definition object.")
-        specs.append(_function_spec(item))
-    names = [spec.name for spec in specs]
+            server_names.append(_server_tool_name(item, registry))
+        elif isinstance(item, dict):
+            specs.append(_function_spec(item))
+        else:
+            raise _bad("Each tool must be a server tool's name or a function definition object.")
+    names = [spec.name for spec in specs] + server_names
     if len(set(names)) != len(names):
-        raise _bad("Two tools have the same name.")
-    return tuple(specs)
+        taken = sorted({spec.name for spec in specs} & set(server_names))
+        raise _bad(f"The function {taken[0]!r} has the name of a server tool; rename it."
+                   if taken else "Two tools have the same name.")
+    return tuple(specs), tuple(server_names)
+
+
+def _server_tool_name(name: str, registry: ToolRegistry) -> str:
+    """`name` if the registry has such a tool; `400 unknown_tool` listing those it has."""
+    if name in registry:
+        return name
+    available = ", ".join(registry.names()) or "none"
+    raise ApiError(400, "unknown_tool",
+                   f"There is no server tool {name!r} here; the server tools are: {available}.")
 
 
 def parse_tool_results(raw: Any, pending: Sequence[dict[str, str]]) -> list[tuple[str, str]]:
