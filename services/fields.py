@@ -1,11 +1,18 @@
 """Fields several request bodies share (threads, replies, operations): optional text,
-and the model a request names, resolved to the models that will serve it."""
+the model a request names, resolved to the models that will serve it, and the limits
+a request sets on its answer."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .errors import ApiError
 from .providers import ProviderRegistry, ResolvedModel, UnknownModelError
+from .providers.catalog import AnswerLimits
+
+# request key -> (AnswerLimits field, type, smallest value)
+_LIMITS = {"max_rounds": ("rounds", int, 1), "max_tool_calls": ("tool_calls", int, 0),
+           "max_seconds": ("seconds", (int, float), 1), "max_tokens": ("tokens", int, 1)}
 
 
 def optional_text(body: dict[str, Any], field: str, limit: int | None = None) -> str | None:
@@ -35,3 +42,31 @@ def model_chain(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel,
         return providers.chain(model)
     except UnknownModelError as exc:
         raise ApiError(400, "unknown_model", exc.message, param="model") from exc
+
+
+def answer_limits(body: dict[str, Any], model: ResolvedModel) -> AnswerLimits:
+    """The limits on an answer: the model's (the operator's ceiling), lowered by the
+    request's `limits` object where it asks for less; asking for more is a 400."""
+    ceiling = replace(model.settings.answer_limits,
+                      seconds=model.settings.limits.seconds or model.settings.timeouts.total)
+    raw = body.get("limits")
+    if raw is None:
+        return model.settings.answer_limits
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_limits", "'limits' must be an object such as "
+                       '{"max_rounds": 3}.', param="limits")
+    chosen: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _LIMITS:
+            raise ApiError(400, "invalid_limits", f"limits.{key} is not a limit; known: "
+                           + ", ".join(_LIMITS) + ".", param=f"limits.{key}")
+        name, kind, least = _LIMITS[key]
+        if isinstance(value, bool) or not isinstance(value, kind) or value < least:
+            raise ApiError(400, "invalid_limits", f"limits.{key} must be a number of at "
+                           f"least {least}.", param=f"limits.{key}")
+        most = getattr(ceiling, name)
+        if most is not None and value > most:
+            raise ApiError(400, "invalid_limits", f"limits.{key} may be at most {most:g} "
+                           f"for {model.id}.", param=f"limits.{key}")
+        chosen[name] = value
+    return replace(model.settings.answer_limits, **chosen)

@@ -20,6 +20,15 @@ limit is sent in: api.openai.com has deprecated `max_tokens` and its reasoning m
 refuse it, while many compatible servers know only `max_tokens`. Unset, it is
 `max_completion_tokens` for api.openai.com and `max_tokens` for any other server.
 
+    [models."openai/gpt-4o"]
+    tools = ["current_time", "fetch_url"]   # server tools offered on every request
+    max_rounds = 4                     # model calls per answer (tool rounds)
+    max_tool_calls = 8                 # server tool calls per answer
+    max_seconds = 90                   # wall time per answer; past it the answer ends
+    max_tokens = 2048                  # output tokens per answer, all rounds together
+
+A request may lower the four limits (`"limits"`), never raise them.
+
 A model's entry overrides the global settings for that model only. Models in the
 file are listed by `GET /api/v1/models`.
 """
@@ -47,6 +56,17 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class AnswerLimits:
+    """How far one answer may go. Reaching a limit ends the answer cleanly: status
+    `complete`, `finish_reason` `length`, and `limit` in `done` names the limit."""
+
+    rounds: int = 8  # model calls per answer: the first and one after each tool round
+    tool_calls: int = 16  # server tool calls per answer
+    seconds: float | None = None  # wall time per answer (the total timeout is an error)
+    tokens: int | None = None  # output tokens per answer (the model's `max_tokens`)
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """How to call one model."""
 
@@ -60,6 +80,13 @@ class ModelSettings:
     fallbacks: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    tools: tuple[str, ...] = ()  # server tools offered on every request to this model
+    limits: AnswerLimits = field(default_factory=AnswerLimits)
+
+    @property
+    def answer_limits(self) -> AnswerLimits:
+        """The limits of one answer, with `max_tokens` as its token ceiling."""
+        return replace(self.limits, tokens=self.max_tokens)
 
     @property
     def provider(self) -> str:
@@ -85,6 +112,8 @@ _TIMEOUT_KEYS = {"connect_timeout": "connect", "first_token_timeout": "first_tok
                  "idle_timeout": "idle", "total_timeout": "total"}
 _RETRY_KEYS = {"retry_attempts": "attempts", "retry_base_seconds": "base_seconds",
                "retry_max_seconds": "max_seconds"}
+_LIMIT_KEYS = {"max_rounds": ("rounds", int), "max_tool_calls": ("tool_calls", int),
+               "max_seconds": ("seconds", (int, float))}
 _PLAIN_KEYS = {"base_url": str, "api_key": str, "temperature": (int, float),
                "max_tokens": int, "max_tokens_field": str, "streaming": bool}
 _CHOICES = {"max_tokens_field": ("max_completion_tokens", "max_tokens")}
@@ -119,7 +148,8 @@ def _check(model_id: str, key: str, value: Any, kind: Any) -> Any:
 def _model_entry(model_id: str, entry: Mapping[str, Any], base: ModelSettings) -> ModelSettings:
     if model_id.count("/") < 1 or model_id.startswith("/") or model_id.endswith("/"):
         raise CatalogError(f"models file: {model_id!r} is not written provider/model")
-    plain, timeouts, retry = {}, {}, {}
+    plain: dict[str, Any] = {}
+    timeouts, retry, limits = {}, {}, {}
     for key, value in entry.items():
         if key in _PLAIN_KEYS:
             plain[key] = _check(model_id, key, value, _PLAIN_KEYS[key])
@@ -128,16 +158,24 @@ def _model_entry(model_id: str, entry: Mapping[str, Any], base: ModelSettings) -
         elif key in _RETRY_KEYS:
             kind = int if key == "retry_attempts" else (int, float)
             retry[_RETRY_KEYS[key]] = _check(model_id, key, value, kind)
-        elif key == "fallbacks":
+        elif key in _LIMIT_KEYS:
+            name, kind = _LIMIT_KEYS[key]
+            limits[name] = _check(model_id, key, value, kind)
+            if limits[name] == 0:
+                raise CatalogError(f"models file: {model_id}.{key} must be at least 1")
+        elif key in ("fallbacks", "tools"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise CatalogError(f"models file: {model_id}.fallbacks must be a list of ids")
-            plain["fallbacks"] = tuple(value)
+                what = "model ids" if key == "fallbacks" else "tool names"
+                raise CatalogError(f"models file: {model_id}.{key} must be a list of {what}")
+            plain[key] = tuple(value)
         else:
-            known = sorted([*_PLAIN_KEYS, *_TIMEOUT_KEYS, *_RETRY_KEYS, "fallbacks"])
+            known = sorted([*_PLAIN_KEYS, *_TIMEOUT_KEYS, *_RETRY_KEYS, *_LIMIT_KEYS,
+                            "fallbacks", "tools"])
             raise CatalogError(f"models file: {model_id}.{key} is not a setting; "
                                f"known: {', '.join(known)}")
     return replace(base, id=model_id, timeouts=replace(base.timeouts, **timeouts),
-                   retry=replace(base.retry, **retry), **plain)
+                   retry=replace(base.retry, **retry), limits=replace(base.limits, **limits),
+                   **plain)
 
 
 def load_models_file(text: str, base: ModelSettings) -> dict[str, ModelSettings]:
@@ -153,5 +191,5 @@ def load_models_file(text: str, base: ModelSettings) -> dict[str, ModelSettings]
     return {model_id: _model_entry(model_id, entry, base) for model_id, entry in models.items()}
 
 
-__all__ = ["CatalogError", "ModelSettings", "RetryPolicy", "Timeouts", "global_settings",
-           "load_models_file"]
+__all__ = ["AnswerLimits", "CatalogError", "ModelSettings", "RetryPolicy", "Timeouts",
+           "global_settings", "load_models_file"]
