@@ -36,10 +36,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     providers.init_app(app)
     metrics.init_app(app)
+    tools.init_app(app)
     streaming.init_app(app, observer=metrics.recorder(app))
     ratelimit.init_app(app)
     operations.init_app(app)
-    tools.init_app(app)
     jobs.init_app(app)
 
     for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp,

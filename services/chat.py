@@ -7,7 +7,7 @@ transaction, and a run is started that fills the assistant message.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -15,29 +15,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .auth import Identity
+from .conversation import history, message_row, pending_tool_calls, store_tool_round
 from .errors import ApiError
-from .fields import model_chain, model_field, optional_text
-from .providers import (ChatMessage, ChatRequest, ProviderRegistry, ResolvedModel, ToolCall,
-                        ToolSpec)
-from .providers.tool_turns import pair_tool_turns
+from .fields import answer_limits, model_chain, model_field, optional_text
+from .providers import ChatRequest, ProviderRegistry, ResolvedModel, ToolSpec
+from .providers.catalog import AnswerLimits
 from .storage import Message, Thread
-from .storage.models import new_id, utcnow
-from .tools import ToolRegistry, parse_tool_results, parse_tools, pending_tool_calls
-from .streaming import RunSpec, StreamRun, Streaming, to_client
+from .storage.models import new_id
+from .tools import Toolbox, parse_tool_results, parse_tools
+from .streaming import RunSpec, ServerTools, StreamRun, Streaming, to_client
 from .streaming.leases import lease_until
 from .streaming.records import AnswerRow
 from .streaming.subscribe import follow
 
 TITLE_LENGTH = 60
-# Earlier assistant turns that ended like this are still part of the conversation.
-_HISTORY_STATUSES = ("complete", "cancelled", "interrupted")
 _THREADS, _MESSAGES = Thread.__table__, Message.__table__
 # What a reply reads of the earlier messages: enough to rebuild the conversation.
 _HISTORY_COLUMNS = tuple(_MESSAGES.c[name] for name in (
     "role", "content", "status", "finish_reason", "tool_calls", "tool_call_id", "position"))
-# Server tools are not run by the answer loop yet: until they are, a request that names
-# one is refused as before (400 unknown_tool), so none is offered here.
-_NO_SERVER_TOOLS = ToolRegistry()
 
 
 def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
@@ -102,12 +97,16 @@ def list_messages(session: Session, user: Identity, thread_id: str) -> list[Mess
 class ReplyInput:
     content: str | None  # a user message, or None when answering tool calls
     model: str | None
-    tools: tuple[ToolSpec, ...]  # the functions the caller runs
-    server_tools: tuple[str, ...]  # names of tools Sluice runs itself
+    tools: tuple[ToolSpec, ...]  # the caller's functions
+    server_tools: tuple[str, ...]  # tools Sluice runs, by name
     tool_results: Any  # raw; checked against the thread's pending calls
+    limits: AnswerLimits = AnswerLimits()  # set once the model is known (with_limits)
+
+    def with_limits(self, body: dict[str, Any], model: ResolvedModel) -> ReplyInput:
+        return replace(self, limits=answer_limits(body, model))
 
 
-def parse_reply(body: dict[str, Any]) -> ReplyInput:
+def parse_reply(body: dict[str, Any], toolbox: Toolbox) -> ReplyInput:
     """The fields of a message request, or a 400 that says what is wrong."""
     content = body.get("content")
     tool_results = body.get("tool_results")
@@ -117,42 +116,17 @@ def parse_reply(body: dict[str, Any]) -> ReplyInput:
                            "Send either 'content' or 'tool_results', not both.")
     elif not isinstance(content, str) or not content.strip():
         raise ApiError(400, "invalid_content", "'content' must be a non-empty string.")
-    tools, server_tools = parse_tools(body.get("tools"), _NO_SERVER_TOOLS)
+    tools, server_tools = parse_tools(body.get("tools"), toolbox.registry)
     return ReplyInput(content=content, model=model_field(body), tools=tools,
                       server_tools=server_tools, tool_results=tool_results)
-
-
-def _history(thread: Any, messages: Sequence[Any]) -> tuple[ChatMessage, ...]:
-    """The conversation as providers see it; each tool call is paired with its result
-    turn by turn (ids may repeat across rounds), and calls nobody answered are left out."""
-    history = [ChatMessage("system", thread.system)] if thread.system else []
-    for message in messages:
-        if message.role == "tool":
-            history.append(ChatMessage("tool", message.content, tool_call_id=message.tool_call_id))
-            continue
-        calls = tuple(ToolCall(c["id"], c["name"], c["arguments"])
-                      for c in message.tool_calls or ())
-        usable = message.role == "user" or message.status in _HISTORY_STATUSES
-        if usable and (message.content or calls):
-            history.append(ChatMessage(message.role, message.content, tool_calls=calls))
-    return pair_tool_turns(history)
-
-
-def _message_row(**values: Any) -> dict[str, Any]:
-    """A new row of the messages table with every column given, as an INSERT takes it."""
-    now = utcnow()
-    row: dict[str, Any] = dict.fromkeys(_MESSAGES.columns.keys())
-    row.update({"id": new_id("msg"), "content": "", "created_at": now, "updated_at": now,
-                **values})
-    return row
 
 
 def _inputs(reply: ReplyInput, earlier: Sequence[Any]) -> list[dict[str, Any]]:
     """The rows this request adds before the answer: the user's message, or tool results."""
     if reply.tool_results is None:
-        return [_message_row(role="user", content=reply.content, status="complete")]
+        return [message_row(role="user", content=reply.content, status="complete")]
     results = parse_tool_results(reply.tool_results, pending_tool_calls(earlier))
-    return [_message_row(role="tool", content=content, tool_call_id=call_id, status="complete")
+    return [message_row(role="tool", content=content, tool_call_id=call_id, status="complete")
             for call_id, content in results]
 
 
@@ -209,22 +183,32 @@ def _thread_changes(thread: Any, reply: ReplyInput, now: Any) -> dict[str, Any]:
     return changes
 
 
-def _launch(core: Streaming, thread: Any, thread_id: str, history: Sequence[Any],
-            inputs: list[Message], candidates: tuple[ResolvedModel, ...],
-            tools: tuple[ToolSpec, ...], assistant: dict[str, Any],
-            on_end: Any, on_finish: Any = None, prelude: tuple[Any, ...] = ()) -> StreamRun:
+def _launch(core: Streaming, user: Identity, thread: Any, thread_id: str,
+            earlier: Sequence[Any], inputs: list[Message], candidates: tuple[ResolvedModel, ...],
+            reply: ReplyInput, assistant: dict[str, Any], on_end: Any, on_finish: Any = None,
+            prelude: tuple[Any, ...] = ()) -> StreamRun:
     """Start the producer of a stored, empty assistant message."""
-    request = ChatRequest(model="", messages=_history(thread, [*history, *inputs]), tools=tools)
-    spec = RunSpec(stream_id=assistant["stream_id"], answer=AnswerRow.message(assistant["id"]),
+    request = ChatRequest(model="", messages=history(thread.system, [*earlier, *inputs]),
+                          tools=reply.tools)
+    message_id = assistant["id"]
+    toolbox = core.tools
+
+    def store_round(content: str, calls: list[dict[str, Any]], results: Sequence[Any]) -> None:
+        store_tool_round(core.db, thread_id, message_id, content, calls, results)
+
+    tools = ServerTools(registry=toolbox.registry, requested=reply.server_tools,
+                        user_id=user.id, thread_id=thread_id,
+                        allow_private=toolbox.allow_private, store_round=store_round)
+    spec = RunSpec(stream_id=assistant["stream_id"], answer=AnswerRow.message(message_id),
                    thread_id=thread_id, candidates=candidates, request=request,
                    saved_messages=tuple(m.to_dict() for m in inputs), on_finish=on_finish,
-                   prelude=prelude)
+                   prelude=prelude, tools=tools, limits=reply.limits)
     return core.runs.start(spec, on_end=on_end)
 
 
 def _assistant_row(core: Streaming, thread_id: str, position: int, model: str,
                    stream_id: str | None = None) -> dict[str, Any]:
-    return _message_row(thread_id=thread_id, position=position, role="assistant",
+    return message_row(thread_id=thread_id, position=position, role="assistant",
                         status="streaming", model=model, stream_id=stream_id or new_id("str"),
                         lease_expires_at=lease_until(core.lease_seconds))
 
@@ -237,12 +221,13 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     so it is Core statements on the request's connection (two reads, one insert, one
     update, one commit) rather than ORM units of work.
     """
-    reply = parse_reply(body)
+    reply = parse_reply(body, core.tools)
     core.ensure_accepting()
     connection = session.connection()
     thread = _thread_for_reply(connection, user, thread_id)
     candidates = model_chain(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
+    reply = reply.with_limits(body, candidates[0])
     _check_idle(core, thread_id)
     earlier = _earlier(connection, thread_id)
     rows = _request_rows(reply, earlier, thread_id)
@@ -256,19 +241,20 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
         give_back()  # nothing was stored: the slot is free again
         raise
     inputs = [Message(**row) for row in rows]  # never added to the session: plain values
-    return _launch(core, thread, thread_id, earlier, inputs, candidates, reply.tools,
+    return _launch(core, user, thread, thread_id, earlier, inputs, candidates, reply,
                    assistant, give_back)
 
 
-def store_request(session: Session, providers: ProviderRegistry, user: Identity,
-                  thread_id: str, body: dict[str, Any]) -> list[Message]:
+def store_request(session: Session, providers: ProviderRegistry, toolbox: Toolbox,
+                  user: Identity, thread_id: str, body: dict[str, Any]) -> list[Message]:
     """Check a message request and store its messages (user message or tool results)
     for a job to answer later; nothing is committed, so the job is stored with them."""
-    reply = parse_reply(body)
+    reply = parse_reply(body, toolbox)
     connection = session.connection()
     thread = _thread_for_reply(connection, user, thread_id)
     candidates = model_chain(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
+    reply.with_limits(body, candidates[0])  # checked now: a job cannot fail on it later
     rows = _request_rows(reply, _earlier(connection, thread_id), thread_id)
     connection.execute(insert(_MESSAGES), rows)
     connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id)
@@ -282,21 +268,25 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
                    prelude: tuple[Any, ...]) -> tuple[StreamRun, str]:
     """Answer a stored request message (a job's): the history up to it, and a new
     assistant message at the end of the thread; `409 thread_busy` while another answer
-    streams there. Returns the run and the assistant message's id."""
+    streams there. `options` holds the request's `model`, `tools` and `limits`.
+    Returns the run and the assistant message's id."""
     thread_id = request_message.thread_id
     connection = session.connection()
     thread = _thread_for_reply(connection, user, thread_id)
     candidates = model_chain(providers, options.get("model") or thread.model
                              or providers.default_model)
     _check_idle(core, thread_id)
-    history = _earlier(connection, thread_id, upto=request_message.position)
+    earlier = _earlier(connection, thread_id, upto=request_message.position)
     last = connection.execute(select(_MESSAGES.c.position).where(_MESSAGES.c.thread_id == thread_id)
                               .order_by(_MESSAGES.c.position.desc()).limit(1)).scalar_one()
     assistant = _assistant_row(core, thread_id, last + 1, candidates[0].id, stream_id)
     _store_start(session, connection, thread_id, [assistant],
                  {"updated_at": assistant["created_at"]})
-    run = _launch(core, thread, thread_id, history, [], candidates,
-                  parse_tools(options.get("tools"), _NO_SERVER_TOOLS)[0], assistant, on_end, on_finish, prelude)
+    tools, server_tools = parse_tools(options.get("tools"), core.tools.registry)
+    reply = ReplyInput(content=None, model=None, tools=tools, server_tools=server_tools,
+                       tool_results=None).with_limits(options, candidates[0])
+    run = _launch(core, user, thread, thread_id, earlier, [], candidates, reply, assistant,
+                  on_end, on_finish, prelude)
     return run, assistant["id"]
 
 

@@ -67,10 +67,12 @@ def test_a_chat_job_is_answered_and_delivered_signed(client, hook: WebhookReceiv
     stored = client.get(f"/api/v1/threads/{thread_id}/messages").get_json()["messages"]
     assert [m["role"] for m in stored] == ["user", "assistant"]
     assert stored[1]["content"] == answer["content"]
-    # The job's stream: queued, running (connecting), the answer, delivering, done.
+    # The job's stream: queued, taken by a worker, the model called, the answer,
+    # delivering, done.
     events = read_test_response(client.get(f"/api/v1/jobs/{job['id']}/events"))
-    stages = [e.data["stage"] for e in events if e.event == "status"]
-    assert stages == ["queued", "connecting", "delivering"]
+    stages = [(e.data["stage"], e.data.get("job_status")) for e in events if e.event == "status"]
+    assert stages[:3] == [("queued", "queued"), ("connecting", "running"), ("connecting", None)]
+    assert [stage for stage, _ in stages[3:]] == ["delivering"]
     assert text_of(events) == answer["content"] and events[-1].event == "done"
 
 

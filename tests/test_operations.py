@@ -85,8 +85,8 @@ def test_invalid_json_is_repaired_once(client, fake_openai):
         "model": "openai/ops-repair", "input": INPUTS["extract"]})
     events = read_test_response(response)
     statuses = [e.data for e in events if e.event == "status"]
-    assert statuses and statuses[0]["stage"] == "retrying"
-    assert statuses[0]["reason"] == "invalid_output"
+    assert [s["stage"] for s in statuses] == ["connecting", "retrying"]
+    assert statuses[1]["reason"] == "invalid_output"
     done = events[-1].data
     assert done["status"] == "complete" and done["result"] == {"name": "Ada", "email": None}
     repair = fake_openai.requests["ops-repair"][1]["json"]["messages"]

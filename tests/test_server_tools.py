@@ -17,8 +17,8 @@ from services.errors import ApiError
 from services.providers import ToolCall
 from services.storage import Database, Message, Thread
 from services.storage.migrate import upgrade_database
-from services.tools import (ToolContext, ToolRegistry, ToolResult, init_app, load_tools,
-                            parse_tools, run_calls, server_tool, tool_registry)
+from services.tools import (ToolContext, ToolRegistry, ToolResult, load_tools,
+                            parse_tools, run_calls, server_tool)
 from services.tools import registry as registry_module
 from services.tools.builtin.calculator import calculator
 from services.tools.builtin.current_time import current_time
@@ -46,11 +46,9 @@ def test_the_built_in_tools_are_registered_with_what_a_model_is_told():
 def test_a_module_named_in_the_settings_adds_its_tools():
     assert settings_from_env({"SLUICE_TOOL_MODULES": " tests.tool_plugins.dice, x.y "}) == {
         "SLUICE_TOOL_MODULES": ("tests.tool_plugins.dice", "x.y")}
-    app = Flask(__name__)
-    app.config["SLUICE_TOOL_MODULES"] = ("tests.tool_plugins.dice",)
-    init_app(app)
-    assert tool_registry(app).names() == tuple(sorted((*BUILTINS, "roll_dice")))
-    assert tool_registry(app).get("roll_dice")(context(), {}) == "4"
+    registry = load_tools(("tests.tool_plugins.dice",))
+    assert registry.names() == tuple(sorted((*BUILTINS, "roll_dice")))
+    assert registry.get("roll_dice")(context(), {}) == "4"
 
 
 @pytest.mark.parametrize(("module", "message"), [

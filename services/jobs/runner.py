@@ -106,7 +106,7 @@ class JobRunner:
 
     def _start(self, job: Job, stream_id: str) -> None:
         prelude = (job_status(job, "queued", "The job was queued."),
-                   job_status(job, "connecting", "A worker took the job; calling the model.",
+                   job_status(job, "connecting", "A worker took the job.",
                               job_status_value="running", attempt=job.attempts))
         with self._lock:
             self._local[job.id] = stream_id

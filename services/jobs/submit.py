@@ -104,9 +104,11 @@ def submit_message(session: Session, runner: JobRunner, user: Identity, thread_i
     providers = runner.providers
 
     def store() -> Job:
-        stored = chat.store_request(session, providers, user, thread_id, body)
+        stored = chat.store_request(session, providers, runner.core.tools, user, thread_id,
+                                    body)
         job = _new_job(user, "message", callback, new_id("str"),
-                       {"model": body.get("model"), "tools": body.get("tools")},
+                       {"model": body.get("model"), "tools": body.get("tools"),
+                        "limits": body.get("limits")},
                        thread_id=thread_id, request_message_id=stored[-1].id)
         session.add(job)
         return job

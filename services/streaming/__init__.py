@@ -13,6 +13,7 @@ from flask import Flask
 
 from ..config import ConfigError
 from ..storage import database
+from ..tools import toolbox
 from .core import EXTENSION, Streaming, streaming
 from .event_log import EventLog, MemoryEventLog
 from .leases import LeaseKeeper
@@ -22,11 +23,11 @@ from .redis_io import RedisTail
 from .redis_log import RedisCancelBus, RedisEventLog
 from .resume import cancel_stream, stream_frames, to_client
 from .runs import StreamRun
-from .spec import RunSpec
+from .spec import RunSpec, ServerTools
 from .shutdown import install_graceful_shutdown
 from .subscribe import StalledClients
 
-__all__ = ["RunSpec", "StreamObserver", "StreamRun", "Streaming", "cancel_stream", "init_app",
+__all__ = ["RunSpec", "ServerTools", "StreamObserver", "StreamRun", "Streaming", "cancel_stream", "init_app",
            "install_graceful_shutdown", "stream_frames", "streaming", "to_client"]
 
 
@@ -55,7 +56,7 @@ def init_app(app: Flask, observer: StreamObserver = NO_OBSERVER) -> None:
     runs = RunManager(log, db, config["SLUICE_CHECKPOINT_SECONDS"], lease, observer)
     runs.start_background()
     core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client,
-                     observer=observer)
+                     observer=observer, tools=toolbox(app))
     core.keeper = LeaseKeeper(db, log, runs.stream_ids, lease)
     core.keeper.start()
     core.stalled = StalledClients(config["SLUICE_SEND_TIMEOUT"])

@@ -1,6 +1,7 @@
 """What a run has produced so far, and how it ends: its text, and the `done` it sends.
 
-`Answer` accumulates the provider's events (text, reasoning, tool calls, usage) and
+`Answer` accumulates the provider's events (text, reasoning, tool calls, usage) over
+every round of the answer (a round is one model call; tools run between rounds) and
 times the answer; `Outcome` is how it ended. An answer that is the input of a
 further step (an operation's JSON result) gets that step's `StepResult` too.
 """
@@ -20,6 +21,7 @@ class Outcome:
     status: str  # complete | cancelled | error | interrupted
     finish_reason: str
     error: dict[str, Any] | None = None
+    limit: str | None = None  # the answer limit that ended it (finish_reason "length")
 
 
 @dataclass(frozen=True)
@@ -38,32 +40,79 @@ class ResultStep(Protocol):
     def finish(self, text: str, repair: Callable[[str], str | None]) -> StepResult: ...
 
 
+def _add(one: Usage, other: Usage) -> Usage:
+    def plus(a: int | None, b: int | None) -> int | None:
+        return a if b is None else b if a is None else a + b
+    return Usage(plus(one.input_tokens, other.input_tokens),
+                 plus(one.output_tokens, other.output_tokens))
+
+
 class Answer:
     """The text, thinking, tool calls and usage of one answer, as they arrive."""
 
     def __init__(self) -> None:
         self.text: list[str] = []
         self.reasoning: list[str] = []
-        self.tool_calls: list[dict[str, str]] = []
-        self.usage = Usage(None, None)
+        self.tool_calls: list[dict[str, Any]] = []
+        self._banked = Usage(None, None)  # the usage of the rounds before this one
+        self._current = Usage(None, None)  # this round's, as the provider reports it
         self.finish_reason: str | None = None
+        self.round = 1
+        self._round_start = (0, 0)  # text pieces and tool calls before this round
         self.started = time.monotonic()
         self.first_output_at: float | None = None
         self._checkpointed = (0, 0)  # text and reasoning pieces stored so far
 
-    def add_usage(self, usage: Usage, accumulate: bool = False) -> None:
-        """Take the provider's counts; `accumulate` adds them (a further call, e.g. a repair)."""
-        def merge(old: int | None, new: int | None) -> int | None:
-            if new is None:
-                return old
-            return (old or 0) + new if accumulate else new
-        self.usage = Usage(merge(self.usage.input_tokens, usage.input_tokens),
-                           merge(self.usage.output_tokens, usage.output_tokens))
+    @property
+    def usage(self) -> Usage:
+        """Every round's usage so far."""
+        return _add(self._banked, self._current)
 
-    def tool_call(self, call_id: str, name: str, arguments: str) -> dict[str, str]:
-        call = {"id": storable(call_id), "name": storable(name), "arguments": storable(arguments)}
+    def add_usage(self, usage: Usage, accumulate: bool = False) -> None:
+        """Take the provider's counts for this round; `accumulate` adds them (a further
+        call, e.g. a repair)."""
+        self._current = _add(self._current, usage) if accumulate else Usage(
+            usage.input_tokens if usage.input_tokens is not None else self._current.input_tokens,
+            usage.output_tokens if usage.output_tokens is not None
+            else self._current.output_tokens)
+
+    def begin_attempt(self) -> None:
+        """A new call for this round: what a failed call reported does not count."""
+        self._current = Usage(None, None)
+        self.finish_reason = None
+        del self.tool_calls[self._round_start[1]:]
+
+    def end_round(self) -> None:
+        """This round's tools have run; the next model call is a new round."""
+        self._banked = self.usage
+        self._current = Usage(None, None)
+        self.finish_reason = None
+        self.round += 1
+        self._round_start = (len(self.text), len(self.tool_calls))
+
+    def round_text(self) -> str:
+        return "".join(self.text[self._round_start[0]:])
+
+    def round_calls(self) -> list[dict[str, Any]]:
+        return self.tool_calls[self._round_start[1]:]
+
+    def tool_call(self, call_id: str, name: str, arguments: str,
+                  server: bool) -> dict[str, Any]:
+        """Record a complete call of this round; `offset` is where its round's text ends in
+        the whole answer's (set again when the round ends), so history can rebuild the
+        rounds from one stored message."""
+        call = {"id": storable(call_id), "name": storable(name), "arguments": storable(arguments),
+                "server": server, "step": self.round, "offset": self.text_length()}
         self.tool_calls.append(call)
         return call
+
+    def close_round_calls(self) -> None:
+        end = self.text_length()
+        for call in self.round_calls():
+            call["offset"] = end
+
+    def text_length(self) -> int:
+        return sum(len(piece) for piece in self.text)
 
     def changed_since_checkpoint(self) -> bool:
         """True once per change: the caller stores the text now."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 from flask import Flask, current_app
@@ -42,6 +42,7 @@ class Streaming:
     slots: StreamSlots | None = None  # rate limits' open-stream slots (services/ratelimit.py)
     draining: threading.Event = field(default_factory=threading.Event)
     observer: StreamObserver = NO_OBSERVER  # metrics (services/metrics)
+    tools: Any = None  # the tools Sluice runs itself (a services.tools.Toolbox)
 
     def ensure_accepting(self) -> None:
         """A 503 unless a new answer may start now: not while this server shuts down, nor

@@ -48,6 +48,10 @@ class RunManager:
         self.log.open(spec.stream_id)
         for event_type, payload in spec.prelude:
             self.log.append(spec.stream_id, event_type, payload)
+        # Accepted: a client shows the saved message and a "thinking" state at once.
+        self.log.append(spec.stream_id, "start", spec.start_payload(spec.candidates[0].id))
+        for message in spec.saved_messages:
+            self.log.append(spec.stream_id, "message_saved", {"message": message})
         run = StreamRun(spec, self.log, self.db, self.deadlines, self.observer)
         with self._lock:
             self._runs[spec.stream_id] = run

@@ -6,10 +6,16 @@ checkpointer stores the text of all its runs together, once an interval.
 Responses only subscribe to the log, so a client that goes away changes nothing,
 and only `cancel` stops the answer.
 
-Until the answer's first visible output (text, reasoning or a tool call) a
-failing model is retried with backoff, then its fallbacks are tried in order;
-after it, a failure ends the answer with the text so far. `start` is written
-when the answer starts (or fails for good), so it names the model that answered.
+`start` is written before the producer begins (the manager does it), naming the
+model asked for; `status` events say what the answer waits on (connecting,
+retrying, a fallback, a tool, the next step), and `done` names the model that
+answered. Until a round's first visible output (text, reasoning or a tool call) a
+failing model is retried with backoff and, in the first round, its fallbacks are
+tried in order; after it, a failure ends the answer with the text so far.
+
+An answer is one or more rounds: when a model calls tools that Sluice runs itself,
+they run concurrently, their results go back to the same model, and it goes on —
+within the answer's limits (tool_rounds.py). A call of a caller's tool ends the turn.
 
 A run stores into its answer row (a message, or an operation run: records.py);
 an operation's result step then makes its result of the complete text.
@@ -37,6 +43,7 @@ from .event_log import EventLog
 from .leases import INTERRUPTED
 from .observer import NO_OBSERVER, StreamObserver
 from .spec import RunSpec
+from .tool_rounds import ToolRounds
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +71,17 @@ class StreamRun:
         self._cancelled = threading.Event()
         self._interrupted = threading.Event()  # the server is shutting down
         self._total_expired = threading.Event()
-        self._halt = threading.Event()  # cancelled or out of total time: stop everything
+        self._budget_spent = threading.Event()  # past the answer's own `max_seconds`
+        # Cancelled, interrupted or out of time: stop everything, running tools included.
+        self._halt = threading.Event()
         self._lock = threading.Lock()
         self._upstream: ProviderStream | None = None
         self._first_token_expired = False  # for the current attempt
         self._first_token_deadline: Deadline | None = None
         self._model = spec.candidates[0]
-        self._started_event = False
+        self._round_output = False  # the current round has shown something
         self.answer = Answer()
+        self.rounds = ToolRounds(spec, self.answer, self.db, self._halt)
         self._result: dict[str, Any] = {}  # an operation's result and repaired text
 
     # --- control, from any thread ---------------------------------------------------
@@ -90,9 +100,13 @@ class StreamRun:
         self._total_expired.set()
         self._stop_upstream()
 
+    def _spend_budget(self) -> None:
+        self._budget_spent.set()
+        self._stop_upstream()
+
     def _expire_first_token(self) -> None:
         with self._lock:
-            if self.answer.first_output_at is not None:
+            if self._round_output:
                 return
             self._first_token_expired = True
         self._stop_upstream(halt=False)
@@ -111,6 +125,9 @@ class StreamRun:
         """The producer's body; always ends the stream with exactly one `done`."""
         total = self.deadlines.call_later(self._model.settings.timeouts.total,
                                           self._expire_total)
+        seconds = self.spec.limits.seconds
+        budget = None if seconds is None else self.deadlines.call_later(seconds,
+                                                                         self._spend_budget)
         try:
             outcome = self._generate()
             if outcome.status == "complete" and self.spec.result_step is not None:
@@ -121,14 +138,40 @@ class StreamRun:
                                                  "message": "Sluice failed while streaming."})
         finally:
             self.deadlines.cancel(total)
+            self.deadlines.cancel(budget)
         try:
             self._finish(outcome)
         finally:
             self.finished.set()
 
     def _generate(self) -> Outcome:
+        """The first round with fallbacks, then a round after each round of server tools."""
+        outcome = self._call(self.spec.candidates)
+        while outcome.status == "complete" and outcome.finish_reason == "tool_calls":
+            step = self.rounds.after_round(self._model, self.status, self._emit)
+            if step.outcome is not None:
+                return step.outcome
+            if self._halt.is_set():
+                return self._halted(None)
+            if step.caller_turn:
+                return outcome
+            self.answer.end_round()
+            self._round_output = False
+            self.status("step", f"Step {self.answer.round} of at most "
+                                f"{self.spec.limits.rounds}: back to {self._model.id}.",
+                        step=self.answer.round, max_steps=self.spec.limits.rounds)
+            outcome = self._call((self._model,))
+        return outcome
+
+    def _call(self, candidates: tuple[ResolvedModel, ...]) -> Outcome:
+        """One round: the first model that answers, retried with backoff until it shows
+        something, then the next candidate."""
         error: ProviderError | None = None
-        for candidate in self.spec.candidates:
+        for index, candidate in enumerate(candidates):
+            if index > 0 and error is not None:
+                self.status("fallback", f"{self._model.id} is not answering ({error.code}); "
+                                        f"trying {candidate.id}.",
+                            model=candidate.id, reason=error.code)
             for attempt in range(candidate.settings.retry.attempts):
                 if self._halt.is_set():
                     return self._halted(error)
@@ -137,13 +180,17 @@ class StreamRun:
                 except ProviderError as exc:
                     error = exc
                     self.observer.attempt_failed(candidate.id, exc.code)
-                if self._cancelled.is_set() or self.answer.first_output_at is not None:
+                if self._cancelled.is_set() or self._round_output:
                     return self._halted(error)
                 delay = backoff_delay(candidate.settings.retry, attempt, error)
                 if delay is None:
                     break  # on to the next model
                 logger.info("stream %s: %s failed (%s), retrying in %.2fs",
                             self.spec.stream_id, candidate.id, error.code, delay)
+                self.status("retrying", f"{candidate.id} failed ({error.code}); "
+                                        f"retrying in {delay:.0f} s.",
+                            attempt=attempt + 2, delay=round(delay, 2), reason=error.code,
+                            model=candidate.id)
                 if self._halt.wait(delay):
                     return self._halted(error)
         return self._halted(error)
@@ -156,11 +203,13 @@ class StreamRun:
         if self._total_expired.is_set():
             return _failed(ProviderTimeoutError(
                 f"the answer took longer than {self._model.settings.timeouts.total:g}s"))
+        if self._budget_spent.is_set():
+            return Outcome("complete", "length", limit="max_seconds")
         return _failed(error) if error else CANCELLED
 
     def _open(self, candidate: ResolvedModel, request: ChatRequest) -> ProviderStream:
         """The upstream call, registered so that cancel and the deadlines can cut it."""
-        request = candidate.request(request)
+        request = candidate.request(self.rounds.request(request, candidate))
         upstream = (candidate.provider.stream(request) if candidate.settings.streaming
                     else stream_from_completion(candidate.provider, request))
         with self._lock:
@@ -177,8 +226,11 @@ class StreamRun:
     def _attempt(self, candidate: ResolvedModel) -> Outcome:
         """One call to one model, streamed into the log; raises `ProviderError` on failure."""
         self._model = candidate
-        self.answer.usage, self.answer.finish_reason = Usage(None, None), None
+        self.answer.begin_attempt()
         self._first_token_expired = False
+        if self.rounds.out_of_tokens():
+            return Outcome("complete", "length", limit="max_tokens")
+        self.status("connecting", f"Waiting for {candidate.id}…", model=candidate.id)
         self._arm_first_token_timer(candidate.settings.timeouts.first_token)
         upstream = self._open(candidate, self.spec.request)
         try:
@@ -192,10 +244,10 @@ class StreamRun:
         if self._first_token_expired:
             raise ProviderTimeoutError(f"{candidate.id} sent nothing within "
                                        f"{candidate.settings.timeouts.first_token:g}s")
-        return Outcome("complete", self.answer.finish_reason or "stop")
+        return self.rounds.ended(self.answer.finish_reason or "stop")
 
     def _arm_first_token_timer(self, seconds: float) -> None:
-        if self.answer.first_output_at is None:
+        if not self._round_output:
             self._first_token_deadline = self.deadlines.call_later(seconds,
                                                                    self._expire_first_token)
 
@@ -242,8 +294,10 @@ class StreamRun:
 
     def status(self, stage: str, message: str, **details: Any) -> None:
         """Tell the stream's readers what the answer is waiting on."""
-        self.log.append(self.spec.stream_id, "status",
-                        {"stage": stage, "message": message, **details})
+        self._emit("status", {"stage": stage, "message": message, **details})
+
+    def _emit(self, event_type: str, payload: dict[str, Any]) -> None:
+        self.log.append(self.spec.stream_id, event_type, payload)
 
     def _apply(self, event: ProviderEvent) -> None:
         if isinstance(event, TextDelta):
@@ -252,8 +306,9 @@ class StreamRun:
             self._output(self.answer.reasoning, "reasoning", storable(event.text))
         elif isinstance(event, ToolCall):
             self._mark_output()
-            call = self.answer.tool_call(event.id, event.name, event.arguments)
-            self.log.append(self.spec.stream_id, "tool_call", call)
+            call = self.rounds.tool_call(event, self._model)
+            self._emit("tool_call", {key: call[key] for key in ("id", "name", "arguments",
+                                                                 "server")})
         elif isinstance(event, Usage):
             self.answer.add_usage(event)
         elif isinstance(event, Finish):
@@ -270,24 +325,17 @@ class StreamRun:
             time.sleep(0)
 
     def _mark_output(self) -> None:
-        """The first visible output: from here on the answer is committed to this model."""
-        if self.answer.first_output_at is not None:
+        """The round's first visible output: from here on the round is committed to this
+        model (and the answer too, from its first output on)."""
+        if self._round_output:
             return
         with self._lock:
-            self.answer.first_output_at = time.monotonic()
-        self.observer.first_output(self._model.id,
-                                   self.answer.first_output_at - self.answer.started)
+            self._round_output = True
         self._disarm_first_token_timer()
-        self._write_start()
-
-    def _write_start(self) -> None:
-        if self._started_event:
-            return
-        self._started_event = True
-        spec = self.spec
-        self.log.append(spec.stream_id, "start", spec.start_payload(self._model.id))
-        for message in spec.saved_messages:
-            self.log.append(spec.stream_id, "message_saved", {"message": message})
+        if self.answer.first_output_at is None:
+            self.answer.first_output_at = time.monotonic()
+            self.observer.first_output(self._model.id,
+                                       self.answer.first_output_at - self.answer.started)
 
     # --- storage --------------------------------------------------------------------
 
@@ -316,9 +364,10 @@ class StreamRun:
         self.observer.answer_ended(self._model.id, outcome.status, metrics["duration_ms"] / 1000,
                                    usage["input_tokens"], usage["output_tokens"])
         stream_id = self.spec.stream_id
-        self._write_start()
         done = self.spec.done_payload(outcome.status, outcome.finish_reason, self._model.id,
                                       usage, metrics, self._result.get("result"))
+        if outcome.limit is not None:
+            done["limit"] = outcome.limit
         if self.spec.on_finish is not None:
             try:
                 self.spec.on_finish(done)

@@ -1,13 +1,34 @@
 """What a run is asked to produce, as plain values, and the payloads it names itself by."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..providers import ChatRequest, ResolvedModel
+from ..providers.catalog import AnswerLimits
 from .answer import ResultStep
 from .records import MESSAGES, OPERATION_RUNS, AnswerRow
+
+
+@dataclass(frozen=True)
+class ServerTools:
+    """What a run needs to run the tools Sluice runs itself: the registry (a
+    `services.tools.ToolRegistry`), the tools the request named (the model's own are
+    added per model), what the tools may see, and how a round is stored: the answer's
+    text and calls so far, and the round's results (`services.tools.ToolResult`)."""
+
+    registry: Any
+    requested: tuple[str, ...]
+    user_id: str
+    thread_id: str | None
+    allow_private: bool
+    store_round: Callable[[str, list[dict[str, Any]], Sequence[Any]], None]
+
+    def offered(self, candidate: ResolvedModel) -> tuple[str, ...]:
+        """The server tools `candidate` is offered: the request's and the model's own."""
+        names = dict.fromkeys((*self.requested, *candidate.settings.tools))
+        return tuple(name for name in names if name in self.registry)
 
 
 @dataclass(frozen=True)
@@ -28,6 +49,8 @@ class RunSpec:
     on_finish: Callable[[dict[str, Any]], None] | None = None
     # Events the stream begins with, before the producer's (a job's queued and running).
     prelude: tuple[tuple[str, dict[str, Any]], ...] = ()
+    tools: ServerTools | None = None  # None: Sluice runs no tools in this answer
+    limits: AnswerLimits = field(default_factory=AnswerLimits)
 
     @property
     def message_id(self) -> str | None:
@@ -50,8 +73,9 @@ class RunSpec:
                      usage: dict[str, Any], metrics: dict[str, Any],
                      result: Any = None) -> dict[str, Any]:
         """The `done` event; an operation's carries its result."""
-        done = {"status": status, "finish_reason": finish_reason, "message_id": self.message_id,
-                "model": model_id, "usage": usage, "metrics": metrics}
+        done: dict[str, Any] = {"status": status, "finish_reason": finish_reason,
+                                "message_id": self.message_id, "model": model_id,
+                                "usage": usage, "metrics": metrics}
         if self.run_id is not None:
             done.update(run_id=self.run_id, result=result)
         return done

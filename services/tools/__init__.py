@@ -2,9 +2,14 @@
 a turn's calls), and parsing of the tools and tool results a caller sends."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Flask, current_app
 
-from .caller import parse_tool_results, parse_tools, pending_tool_calls
+from .. import providers
+from ..config import ConfigError
+
+from .caller import parse_tool_results, parse_tools
 from .registry import (ServerTool, ToolContext, ToolError, ToolRegistry, load_tools,
                        server_tool)
 from .runner import ToolResult, run_calls
@@ -12,15 +17,32 @@ from .runner import ToolResult, run_calls
 EXTENSION = "sluice.tools"
 
 __all__ = ["ServerTool", "ToolContext", "ToolError", "ToolRegistry", "ToolResult", "init_app",
-           "load_tools", "parse_tool_results", "parse_tools", "pending_tool_calls",
-           "run_calls", "server_tool", "tool_registry"]
+           "load_tools", "parse_tool_results", "parse_tools", "run_calls",
+           "server_tool", "Toolbox", "toolbox"]
+
+
+@dataclass(frozen=True)
+class Toolbox:
+    """The app's server tools, and whether `fetch_url` may reach private addresses
+    (SLUICE_WEBHOOK_ALLOW_PRIVATE, as for webhooks)."""
+
+    registry: ToolRegistry
+    allow_private: bool = False
 
 
 def init_app(app: Flask) -> None:
     """Load the built-in tools, SLUICE_TOOL_MODULES' and the `sluice.tools` entry points'
-    (a ConfigError names a tool that cannot be loaded and where it came from)."""
-    app.extensions[EXTENSION] = load_tools(app.config["SLUICE_TOOL_MODULES"])
+    (a ConfigError names a tool that cannot be loaded and where it came from), and check
+    that every tool the models file offers a model exists."""
+    registry = load_tools(app.config["SLUICE_TOOL_MODULES"])
+    app.extensions[EXTENSION] = Toolbox(registry, app.config["SLUICE_WEBHOOK_ALLOW_PRIVATE"])
+    for model, settings in providers.registry(app).configured.items():
+        unknown = [name for name in settings.tools if name not in registry]
+        if unknown:
+            raise ConfigError(f"SLUICE_MODELS_FILE: {model}.tools names {', '.join(unknown)}, "
+                              f"which is not a server tool here; known: "
+                              f"{', '.join(registry.names())}")
 
 
-def tool_registry(app: Flask | None = None) -> ToolRegistry:
+def toolbox(app: Flask | None = None) -> Toolbox:
     return (app or current_app).extensions[EXTENSION]

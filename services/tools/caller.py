@@ -80,11 +80,3 @@ def parse_tool_results(raw: Any, pending: Sequence[dict[str, str]]) -> list[tupl
         raise _bad("'tool_results' must answer each pending tool call exactly once: "
                    + ", ".join(expected) + ".")
     return results
-
-
-def pending_tool_calls(messages: Sequence[Message]) -> list[dict[str, str]]:
-    """The calls the thread's last answer made and nobody has answered yet."""
-    last = messages[-1] if messages else None
-    if last is None or last.role != "assistant" or last.finish_reason != "tool_calls":
-        return []
-    return list(last.tool_calls or [])
