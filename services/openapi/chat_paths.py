@@ -16,7 +16,7 @@ THREAD_NOT_FOUND = ("thread_not_found", "not_found")
 MODEL_CODES = ("invalid_field", "unknown_model")
 # What refuses a new answer before anything is stored.
 REPLY_CODES = {400: ("invalid_content", "invalid_tools", "unknown_tool", "unsupported_field",
-                     *MODEL_CODES),
+                     "invalid_limits", *MODEL_CODES),
                403: ("model_not_allowed",),
                404: THREAD_NOT_FOUND,
                409: ("thread_busy", "no_pending_tool_calls"),

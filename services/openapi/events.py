@@ -19,7 +19,8 @@ SEQ: Schema = {"type": "integer", "minimum": 1,
 
 
 RUN_ID: Schema = sluice_id("opr", "The operation run being written (operations only).")
-STAGES = ["queued", "connecting", "retrying", "delivering"]
+STAGES = ["queued", "connecting", "retrying", "fallback", "tool_running", "step",
+          "retrieving", "summarizing", "delivering"]
 
 
 def _data(event: str, fields: dict[str, Schema], description: str,
@@ -40,17 +41,31 @@ EVENT_DATA: dict[str, Schema] = {
     }, "The answer has started; also the first event of a replay from storage.",
         optional=("run_id",)),
     "status": _data("status", {
-        "stage": {"enum": STAGES, "description": "What the answer is waiting on: a job's "
-                                                 "`queued`, `connecting` and `delivering`, "
-                                                 "an operation's `retrying` (one repair)."},
+        "stage": {"enum": STAGES, "description": "What the answer is waiting on: the model "
+                                                 "(`connecting`), a retry or a fallback, "
+                                                 "tools, the next step, or a job's queue "
+                                                 "and webhook."},
         "message": {"type": "string", "description": "A sentence for people."},
         "job_id": sluice_id("job", "The job, in a job's stream."),
         "job_status": {"enum": ["queued", "running", "complete", "failed", "cancelled"],
                        "description": "The job's status at this stage."},
-        "reason": {"type": "string", "description": "Why, e.g. `invalid_output`."},
-        "attempt": {"type": "integer", "minimum": 0},
-    }, "Progress that is not text: where a job is, or that an answer is being retried.",
-        optional=("job_id", "job_status", "reason", "attempt")),
+        "reason": {"type": "string", "description": "Why, e.g. `rate_limited`, "
+                                                    "`invalid_output`."},
+        "attempt": {"type": "integer", "minimum": 0,
+                    "description": "`retrying`: the attempt about to be made."},
+        "delay": {"type": "number", "minimum": 0,
+                  "description": "`retrying`: seconds until it."},
+        "model": MODEL_ID,
+        "tools": {"type": "array", "items": {"type": "string"},
+                  "description": "`tool_running`: the tools running."},
+        "ids": {"type": "array", "items": {"type": "string"},
+                "description": "`tool_running`: their calls' ids."},
+        "step": {"type": "integer", "minimum": 1, "description": "`step`: this round."},
+        "max_steps": {"type": "integer", "minimum": 1,
+                      "description": "`step`: the answer's round limit."},
+    }, "Progress that is not text: what the answer is waiting on.",
+        optional=("job_id", "job_status", "reason", "attempt", "delay", "model", "tools",
+                  "ids", "step", "max_steps")),
     "message_saved": _data("message_saved", {"message": ref("Message")},
                            "A message this request stored: the user's, or a tool result."),
     "delta": _data("delta", {"content": {"type": "string"}}, "The next piece of the answer."),
@@ -59,7 +74,16 @@ EVENT_DATA: dict[str, Schema] = {
     "tool_call": _data("tool_call", {
         "id": {"type": "string"}, "name": {"type": "string"},
         "arguments": {"type": "string", "description": "The complete JSON text."},
-    }, "A complete call of a caller's function; the turn then ends with `tool_calls`."),
+        "server": {"type": "boolean", "description": "Sluice runs it: its `tool_result` "
+                                                     "follows and the answer goes on."},
+    }, "A complete tool call. A call of a caller's function ends the turn with `tool_calls`."),
+    "tool_result": _data("tool_result", {
+        "id": {"type": "string"}, "name": {"type": "string"},
+        "result": {"type": "string", "description": "What the tool returned."},
+        "error": {"type": "string", "description": "Why the tool gave no result; the model "
+                                                   "is told and goes on."},
+        "duration_ms": {"type": "integer", "minimum": 0},
+    }, "The result of a call Sluice ran.", optional=("result", "error")),
     "usage": _data("usage", {"input_tokens": nullable({"type": "integer", "minimum": 0}),
                              "output_tokens": nullable({"type": "integer", "minimum": 0})},
                    "Token counts, as the provider reported them."),
@@ -77,8 +101,10 @@ EVENT_DATA: dict[str, Schema] = {
         "metrics": ref("Metrics"),
         "run_id": RUN_ID,
         "result": {"description": "An operation's parsed result (null if there is none)."},
+        "limit": {"enum": ["max_rounds", "max_tool_calls", "max_seconds", "max_tokens"],
+                  "description": "The answer limit that ended it (`finish_reason` `length`)."},
     }, "Always the last event, exactly once; the server then closes the response.",
-        optional=("run_id", "result")),
+        optional=("run_id", "result", "limit")),
 }
 
 

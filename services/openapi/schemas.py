@@ -53,7 +53,13 @@ TOOL_CALL = closed({
     "id": {"type": "string"},
     "name": {"type": "string"},
     "arguments": {"type": "string", "description": "The complete JSON text of the arguments."},
-})
+    "server": {"type": "boolean", "description": "Sluice ran it (its result is a `tool` "
+                                                 "message); false: the caller runs it."},
+    "step": {"type": "integer", "minimum": 1,
+             "description": "The round of the answer it was made in."},
+    "offset": {"type": "integer", "minimum": 0,
+               "description": "Where its round's text ends in the message's `content`."},
+}, optional=("server", "step", "offset"))
 
 THREAD = closed({
     "id": sluice_id("thr", "The thread's id."),
@@ -141,8 +147,28 @@ FUNCTION_TOOL: Schema = {
             "parameters": {"type": "object", "description": "A JSON Schema object."},
         }},
     },
-    "description": "An OpenAI-style function the caller runs. Naming a server tool by a "
-                   "string is `400 unknown_tool`: none exist yet.",
+    "description": "An OpenAI-style function the caller runs.",
+}
+
+SERVER_TOOL: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
+                       "description": "The name of a tool Sluice runs itself (`current_time`, "
+                                      "`calculator`, `fetch_url`, `search_thread`, or one the "
+                                      "operator added); another is `400 unknown_tool`."}
+
+ANSWER_LIMITS: Schema = {
+    "type": "object", "additionalProperties": False,
+    "description": "Lower limits for this answer than the model's; a higher one is "
+                   "`400 invalid_limits`. Reaching one ends the answer with `finish_reason` "
+                   "`length` and `limit` in `done`.",
+    "properties": {
+        "max_rounds": {"type": "integer", "minimum": 1,
+                       "description": "Model calls: the first, and one after each tool round."},
+        "max_tool_calls": {"type": "integer", "minimum": 0,
+                           "description": "Calls of tools Sluice runs."},
+        "max_seconds": {"type": "number", "minimum": 1, "description": "Wall time."},
+        "max_tokens": {"type": "integer", "minimum": 1,
+                       "description": "Output tokens, all rounds together."},
+    },
 }
 
 TOOL_RESULT: Schema = {"type": "object", "required": ["tool_call_id", "content"],
@@ -159,7 +185,9 @@ REPLY: Schema = {
         "tool_results": {"type": "array", "minItems": 1, "items": ref("ToolResult")},
         "model": nullable({**MODEL_ID, "pattern": "\\S",
                            "description": "This answer's model instead of the thread's."}),
-        "tools": nullable({"type": "array", "items": ref("FunctionTool")}),
+        "tools": nullable({"type": "array", "items": {"oneOf": [SERVER_TOOL,
+                                                                ref("FunctionTool")]}}),
+        "limits": nullable(ANSWER_LIMITS),
         "callback_url": nullable({**NON_BLANK, "description": (
             "Answer as a background job: `202` at once, the answer POSTed here (signed, "
             "Standard Webhooks) when it ends. On the stream route it is `400 "

@@ -13,7 +13,7 @@ from ..config import DEFAULT_OPENAI_BASE_URL, ConfigError
 from .anthropic import AnthropicProvider
 from .base import ChatMessage, ChatRequest, Provider, ToolCall, ToolSpec
 from .catalog import CatalogError, ModelSettings, global_settings, load_models_file
-from .demo import DemoProvider
+from .demo import DEMO_TOOLS, DemoProvider
 from .errors import ProviderError, UnknownModelError
 from .http import pooled_session
 from .ollama import OllamaProvider
@@ -103,7 +103,12 @@ class ProviderRegistry:
         self._lock = threading.Lock()
 
     def settings(self, model: str) -> ModelSettings:
-        return self.configured.get(model) or replace(self.base, id=model)
+        """A configured model's settings; any other model has the global ones, and the
+        demo model is offered the server tools it knows how to call."""
+        if model in self.configured:
+            return self.configured[model]
+        tools = DEMO_TOOLS if model.startswith("demo/") else ()
+        return replace(self.base, id=model, tools=tools)
 
     def resolve(self, model: str) -> ResolvedModel:
         """The provider client and settings for `provider/model`; the name is passed on unchanged."""

@@ -1,5 +1,9 @@
 """The offline demo model: deterministic Markdown built from the request, streamed
-at a human-visible pace, so Sluice can be tried with no key and no network."""
+at a human-visible pace, so Sluice can be tried with no key and no network.
+
+It uses tools the way a real model would, so a fresh machine shows the whole tool
+loop: asked the time, it calls `current_time`; given arithmetic, `calculator`;
+once the results are back, it answers with them."""
 from __future__ import annotations
 
 import json
@@ -8,12 +12,18 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .base import (ChatRequest, Completion, Finish, Provider, ProviderEvent, ProviderStream,
-                   TextDelta, Usage)
+from .base import (ChatMessage, ChatRequest, Completion, Finish, Provider, ProviderEvent,
+                   ProviderStream, TextDelta, ToolCall, Usage, new_call_id)
 from .errors import UnknownModelError
 
 MODELS = ("echo",)
+# The server tools the demo model is offered unless the models file says otherwise.
+DEMO_TOOLS = ("current_time", "calculator")
 _TOKEN = re.compile(r"\s*\S+")
+_TIME_QUESTION = re.compile(r"\b(what time|the time|time is it|current time|time now)\b",
+                            re.IGNORECASE)
+_NUMBER = r"\(*\s*\d+(?:\.\d+)?\s*\)*"
+_ARITHMETIC = re.compile(rf"(?<![\w.]){_NUMBER}(?:\s*(?:\*\*|[-+*/%^×÷])\s*-?{_NUMBER})+")
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
@@ -47,11 +57,58 @@ def _demo_value(schema: Any, name: str) -> Any:
         kind, f"{name}: {_DEMO_NOTE}" if name else _DEMO_NOTE)
 
 
+def demo_calls(request: ChatRequest) -> tuple[ToolCall, ...]:
+    """The tools the demo model calls for the user's last message, if it was offered them."""
+    last = request.messages[-1] if request.messages else None
+    if last is None or last.role != "user":
+        return ()
+    offered = {tool.name for tool in request.tools}
+    calls = []
+    if "current_time" in offered and _TIME_QUESTION.search(last.content):
+        calls.append(("current_time", {}))
+    if "calculator" in offered:
+        for expression in _ARITHMETIC.findall(last.content)[:3]:
+            expression = expression.strip().replace("^", "**").replace("×", "*")
+            calls.append(("calculator", {"expression": expression.replace("÷", "/")}))
+    return tuple(ToolCall(new_call_id(), name, json.dumps(arguments))
+                 for name, arguments in calls)
+
+
+def _after_tools(messages: tuple[ChatMessage, ...]) -> str | None:
+    """The answer once tool results are back: what each tool said, or None if the last
+    turn is not a tool result."""
+    results = []
+    for message in reversed(messages):
+        if message.role != "tool":
+            break
+        results.append(message)
+    if not results:
+        return None
+    calls = {call.id: call for m in messages for call in m.tool_calls}
+    # After the first round's sentence, in the same message: start a new paragraph.
+    lines = ["", "", "**This is Sluice's demo model.** Sluice ran these tools for me:", ""]
+    for result in reversed(results):
+        call = calls.get(result.tool_call_id or "")
+        asked = f" `{json.loads(call.arguments).get('expression')}`" \
+            if call is not None and call.name == "calculator" else ""
+        lines.append(f"- `{result.name or 'a tool'}`{asked} answered: {_excerpt(result.content, 200)}")
+    lines += ["", "A real model would now write its answer from these results."]
+    return "\n".join(lines)
+
+
+def _calls_preamble(calls: tuple[ToolCall, ...]) -> str:
+    names = ", ".join(f"`{call.name}`" for call in calls)
+    return f"Let me ask Sluice's {names} tool{'s' if len(calls) > 1 else ''}."
+
+
 def demo_answer(request: ChatRequest) -> str:
     """The demo model's whole answer to `request`; the same request gives the same text.
     Asked for JSON (an operation's output), it answers with JSON of the schema's shape."""
     if request.json_schema is not None:
         return json.dumps(_demo_value(request.json_schema, ""), indent=2)
+    after_tools = _after_tools(request.messages)
+    if after_tools is not None:
+        return after_tools
     prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     words = re.findall(r"[\w'’-]+", prompt)
     longest = max(words, key=len) if words else "(none)"
@@ -102,6 +159,11 @@ class DemoProvider(Provider):
                 for name in MODELS]
 
     def complete(self, request: ChatRequest) -> Completion:
+        calls = demo_calls(request)
+        if calls:
+            text = _calls_preamble(calls)
+            return Completion(text=text, finish_reason="tool_calls", tool_calls=calls,
+                              usage=self._usage(request, text))
         text = demo_answer(request)
         return Completion(text=text, finish_reason="stop", usage=self._usage(request, text))
 
@@ -111,14 +173,16 @@ class DemoProvider(Provider):
         return ProviderStream(self._events(request, stop), stop.set)
 
     def _events(self, request: ChatRequest, stop: threading.Event) -> Iterator[ProviderEvent]:
-        text = demo_answer(request)
+        calls = demo_calls(request)
+        text = _calls_preamble(calls) if calls else demo_answer(request)
         for token in _TOKEN.findall(text):
             # Waiting on the event instead of sleeping makes close() take effect at once.
             if stop.wait(self.delay):
                 return
             yield TextDelta(token)
+        yield from calls
         yield self._usage(request, text)
-        yield Finish("stop")
+        yield Finish("tool_calls" if calls else "stop")
 
     @staticmethod
     def _usage(request: ChatRequest, answer: str) -> Usage:
