@@ -1,8 +1,12 @@
 // One assistant answer on the page: Markdown rendered by marked and made safe by
 // safe-html.js before it touches the DOM (model output can contain HTML, scripts,
 // styles, forms and remote images; none of them may act), its reasoning, its tool
-// calls, and a line of details.
+// calls, a status line while it is under way, and a line of details. Tool names,
+// arguments and results are model or tool output too: they go in as textContent only.
 import { marked } from "../vendor/marked/marked.esm.js";
+import {
+  formatArguments, isLong, statusText, THINKING_TEXT, toolState,
+} from "./answer-format.js";
 import { loadImagesOnClick, safeFragment } from "./safe-html.js";
 
 /** The answer's text as a DocumentFragment to insert; see safeFragment. */
@@ -42,6 +46,12 @@ export class AnswerView {
     this.tools = element("div", "tools");
     this.body = element("div", "body");
     this.details = element("div", "details");
+    // "Waiting for demo/echo…", "Running calculator…": only while the answer is under way.
+    this.statusLine = element("p", "status-line");
+    this.statusLine.setAttribute("role", "status");
+    this.statusLine.setAttribute("aria-live", "polite");
+    this.settled = false;
+    this.calls = new Map(); // tool call id → {call, result, card}
     // Remote images the reader chose to load stay loaded as the text repaints.
     this.shownImages = new Set();
     loadImagesOnClick(this.body, this.shownImages);
@@ -52,19 +62,37 @@ export class AnswerView {
   }
 
   startStreaming() {
+    this.settled = false;
     this.root.classList.add("streaming");
     this.body.setAttribute("aria-live", "polite");
     this.root.setAttribute("aria-busy", "true");
+    this.body.after(this.statusLine);
+    if (!this.text) this.showStatus(THINKING_TEXT);
   }
 
   reset() {
     this.text = "";
     this.reasoning = "";
     this.tools.replaceChildren();
+    this.calls.clear();
     this.render();
+    if (!this.settled) this.showStatus(THINKING_TEXT);
+  }
+
+  /** Shows a status event's sentence (or `text`) until text, the next status or the end. */
+  showStatus(data) {
+    if (this.settled) return;
+    this.statusLine.textContent = typeof data === "string" ? data : statusText(data);
+    this.statusLine.hidden = false;
+  }
+
+  clearStatus() {
+    this.statusLine.textContent = "";
+    this.statusLine.hidden = true;
   }
 
   append(kind, content) {
+    if (content) this.clearStatus(); // the model is writing: that says enough
     this[kind] += content;
     // Many deltas can arrive between two frames: repaint once per frame.
     if (this.renderQueued) return;
@@ -77,18 +105,46 @@ export class AnswerView {
   }
 
   addToolCall(call) {
+    if (this.calls.has(call.id)) return; // the same call again (a stored message, then its replay)
     const card = element("div", "tool-card");
     card.dataset.callId = call.id;
-    card.append(element("span", "name", call.name), element("span", "status", " · requested"),
-                element("pre", "arguments", call.arguments));
+    const entry = { call, result: undefined, card };
+    this.calls.set(call.id, entry);
+    const head = element("div", "tool-head");
+    head.append(element("span", "name", call.name), element("span", "status"));
+    card.append(head);
+    const args = formatArguments(call.arguments);
+    if (args) card.append(element("pre", "arguments", args));
     this.tools.append(card);
+    this.showToolState(entry);
   }
 
+  /** A tool_result event (or a stored tool message made one by toolResultOfMessage). */
   addToolResult(result) {
-    const card = this.tools.querySelector(`[data-call-id="${CSS.escape(result.id)}"]`);
-    if (!card) return;
-    card.querySelector(".status").textContent = result.error ? " · failed" : " · done";
-    card.append(element("pre", "result", result.error || result.result));
+    const entry = this.calls.get(result.id);
+    if (!entry) return;
+    entry.result = result;
+    const { card } = entry;
+    card.querySelector(".outcome")?.remove();
+    const failed = result.error != null;
+    const text = String(failed ? result.error : result.result ?? "");
+    const pre = element("pre", failed ? "result error" : "result", text);
+    if (isLong(text)) {
+      const outcome = element("details", "outcome");
+      outcome.append(element("summary", "", `${failed ? "Error" : "Result"} · ${text.length} characters`), pre);
+      card.append(outcome);
+    } else {
+      pre.classList.add("outcome");
+      card.append(pre);
+    }
+    this.showToolState(entry);
+  }
+
+  /** The card's state in words (" · done · 12 ms"), and as data-state for its look. */
+  showToolState({ call, result, card }) {
+    const { state, label } = toolState(call, result, this.settled);
+    card.dataset.state = state;
+    card.querySelector(".status").textContent = ` · ${label}`;
   }
 
   render() {
@@ -103,8 +159,12 @@ export class AnswerView {
   }
 
   settle() {
+    this.settled = true;
     this.root.classList.remove("streaming");
     this.root.removeAttribute("aria-busy");
+    this.clearStatus();
+    this.statusLine.remove();
+    for (const entry of this.calls.values()) this.showToolState(entry); // running → no result
   }
 
   showError(text, retry) {

@@ -1,5 +1,6 @@
 // The chat page. Talks to Sluice's JSON API; every stream goes through
 // sluice-stream.js (no SSE parsing here), every answer is drawn by answer-view.js.
+import { toolResultOfMessage } from "./answer-format.js";
 import { AnswerView, element } from "./answer-view.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
 
@@ -131,9 +132,8 @@ async function loadThread(threadId) {
   let answer = null;
   for (const message of messages) {
     if (message.role === "user") showUserMessage(message.content);
-    else if (message.role === "tool") {
-      answer?.addToolResult({ id: message.tool_call_id, result: message.content });
-    } else if (message.status === "streaming") {
+    else if (message.role === "tool") answer?.addToolResult(toolResultOfMessage(message));
+    else if (message.status === "streaming") {
       answer = showAnswer({});
       follow(answer, { streamId: message.stream_id, lastEventId: 0 });
     } else answer = showAnswer(message);
@@ -180,13 +180,26 @@ async function sendWhole(threadId, body) {
     const { response } = await sendMessage({
       url: `/api/v1/threads/${threadId}/messages`, body, headers: authHeaders,
     });
-    showAnswer(response);
+    const view = showAnswer(response);
+    if (response.tool_calls?.length) {
+      // The answer is shown already; cards left without their results are no reason to fail it.
+      await showToolResults(view, threadId, response.id).catch(() => {});
+    }
   } catch (error) {
     const view = error.body?.response ? showAnswer(error.body.response) : showAnswer({});
     view.showError(error.message, () => send(body.content));
   } finally {
     setBusy(false);
     loadThreads();
+  }
+}
+
+// A whole (not streamed) answer's tool results are messages of their own: fetch them.
+async function showToolResults(view, threadId, messageId) {
+  const { messages } = await api("GET", `/api/v1/threads/${threadId}/messages`);
+  const after = messages.slice(messages.findIndex((m) => m.id === messageId) + 1);
+  for (const message of after) {
+    if (message.role === "tool") view.addToolResult(toolResultOfMessage(message));
   }
 }
 
@@ -201,6 +214,7 @@ function follow(view, source, retry) {
       onReset: () => view.reset(),
       onDelta: (data) => view.append("text", data.content),
       onReasoning: (data) => view.append("reasoning", data.content),
+      onStatus: (data) => view.showStatus(data),
       onToolCall: (data) => view.addToolCall(data),
       onToolResult: (data) => view.addToolResult(data),
       onError: (data) => view.showError(data.message, data.retryable ? retry : null),

@@ -17,6 +17,7 @@
  *     handlers: {
  *       onDelta: (data) => { answer.textContent += data.content; },
  *       onReset: () => { answer.textContent = ""; },  // the server replays from the start
+ *       onStatus: (data) => { statusLine.textContent = data.message; },  // "Retrying in 2 s…"
  *       onError: (data) => console.warn(data.code, data.message),
  *     },
  *   });
@@ -41,6 +42,7 @@ const HANDLER_FOR_TYPE = {
   message_saved: "onMessageSaved",
   delta: "onDelta",
   reasoning: "onReasoning",
+  status: "onStatus",
   tool_call: "onToolCall",
   tool_result: "onToolResult",
   usage: "onUsage",

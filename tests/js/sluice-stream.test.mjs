@@ -179,6 +179,83 @@ test("openStream POSTs the message and calls each handler in order with the pars
   assert.deepEqual(JSON.parse(post.init.body), body);
 });
 
+const status = (seq, stage, message, details = {}) => sse(seq, "status", { stage, message, ...details });
+const toolCall = (seq, id, name) => sse(seq, "tool_call", { id, name, arguments: "{}", server: true });
+const toolResult = (seq, id, name, result) => sse(seq, "tool_result", { id, name, result, duration_ms: 4 });
+
+test("a status event reaches onStatus with its stage, message and details", async () => {
+  const server = scriptedFetch([streamed(start() +
+    status(2, "connecting", "Waiting for demo/echo…", { model: "demo/echo" }) +
+    status(3, "retrying", "openai/x failed (rate_limited); retrying in 2 s.",
+           { attempt: 2, delay: 1.7, reason: "rate_limited", model: "openai/x" }) +
+    delta(4, "Hi") + done(5))]);
+  const statuses = [];
+  const stream = openStream({ url: START_URL, body, fetch: server.fetch,
+    handlers: { onStatus: (data) => statuses.push(data) } });
+  await stream.done;
+  assert.deepEqual(statuses.map((s) => [s.seq, s.stage, s.message]), [
+    [2, "connecting", "Waiting for demo/echo…"],
+    [3, "retrying", "openai/x failed (rate_limited); retrying in 2 s."]]);
+  assert.equal(statuses[1].attempt, 2);
+  assert.equal(statuses[1].reason, "rate_limited");
+});
+
+/** Handlers that log each status, tool and text event as [type, seq, what]. */
+function toolRecorder() {
+  const log = [];
+  const handlers = {
+    onStatus: (data) => log.push(["status", data.seq, data.stage]),
+    onToolCall: (data) => log.push(["tool_call", data.seq, data.id]),
+    onToolResult: (data) => log.push(["tool_result", data.seq, data.result]),
+    onDelta: (data) => log.push(["delta", data.seq, data.content]),
+    onReset: () => log.push(["reset"]),
+  };
+  return { log, handlers };
+}
+
+const TOOL_TURN = [
+  start(), status(2, "connecting", "Waiting for demo/echo…"), toolCall(3, "c1", "current_time"),
+  toolCall(4, "c2", "calculator"), status(5, "tool_running", "Running current_time, calculator…"),
+  toolResult(6, "c1", "current_time", "12:00"), toolResult(7, "c2", "calculator", "42"),
+  status(8, "step", "Step 2 of at most 8: back to demo/echo."), delta(9, "It is noon; 42."), done(10),
+];
+const TOOL_TURN_LOG = [
+  ["status", 2, "connecting"], ["tool_call", 3, "c1"], ["tool_call", 4, "c2"],
+  ["status", 5, "tool_running"], ["tool_result", 6, "12:00"], ["tool_result", 7, "42"],
+  ["status", 8, "step"], ["delta", 9, "It is noon; 42."]];
+
+test("a resume delivers the status and tool_result events after the last one seen, in order, once", async () => {
+  const server = scriptedFetch([
+    // The connection breaks inside the first tool_result; the resume repeats event 5.
+    streamed(TOOL_TURN.slice(0, 5).join("") + TOOL_TURN[5].slice(0, 30), { ending: "error" }),
+    streamed(TOOL_TURN.slice(4).join("")),
+  ]);
+  const { log, handlers } = toolRecorder();
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers, retry: FAST });
+  await stream.done;
+  assert.equal(server.calls[1].headers.get("last-event-id"), "5");
+  assert.deepEqual(log, TOOL_TURN_LOG);
+});
+
+test("a replay from the start delivers the status and tool events again after onReset", async () => {
+  const server = scriptedFetch([
+    streamed(TOOL_TURN.slice(0, 6).join(""), { ending: "error" }),
+    streamed(TOOL_TURN.join("")), // the server lost its live log: the stored stream from seq 1
+  ]);
+  const { log, handlers } = toolRecorder();
+  const stream = openStream({ url: START_URL, body, baseUrl: BASE, fetch: server.fetch, handlers, retry: FAST });
+  await stream.done;
+  assert.deepEqual(log, [...TOOL_TURN_LOG.slice(0, 5), ["reset"], ...TOOL_TURN_LOG]);
+});
+
+test("a stream opened by id replays its status and tool events from the given one", async () => {
+  const server = scriptedFetch([streamed(TOOL_TURN.slice(3).join(""))]);
+  const { log, handlers } = toolRecorder();
+  const stream = openStream({ streamId: "s1", lastEventId: 3, baseUrl: BASE, fetch: server.fetch, handlers });
+  await stream.done;
+  assert.deepEqual(log, TOOL_TURN_LOG.slice(2));
+});
+
 test("an error event reaches onError and the stream still ends with done", async () => {
   const server = scriptedFetch([streamed(start() + delta(2, "par") +
     sse(3, "error", { code: "upstream_error", message: "The provider failed.", retryable: true }) +
