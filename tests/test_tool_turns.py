@@ -7,120 +7,21 @@ sends must pair every call with its own result (tests/wire_checks.py).
 """
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Callable
 
 import pytest
 
 from services.providers.base import ChatMessage, ToolCall
 from services.providers.tool_turns import pair_tool_turns
 
-from .fake_upstream import FakeUpstream, Reply, openai_text_reply
+from .fake_upstream import FakeUpstream, openai_text_reply
 from .wire_checks import CHECKS
+from .wire_replies import WIRE, openai_call
 
 TOOLS = [{"type": "function", "function": {
     "name": name, "description": f"{name} of a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
     for name in ("get_weather", "get_time")]
-_ids = itertools.count()
-
-
-def _sse(*events: tuple[str | None, dict]) -> Reply:
-    frames = [(f"event: {name}\n" if name else "") + f"data: {json.dumps(data)}\n\n"
-              for name, data in events]
-    return Reply("".join(frames).encode())
-
-
-def openai_call(name: str) -> Reply:
-    """A compatible server that numbers calls per answer: `call_0` in every round."""
-    piece = {"index": 0, "id": "call_0", "type": "function",
-             "function": {"name": name, "arguments": '{"city": "Oslo"}'}}
-    return Reply(("data: " + json.dumps({"choices": [{"index": 0, "delta": {
-        "role": "assistant", "content": None, "tool_calls": [piece]}}]}) + "\n\n"
-        'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
-        "data: [DONE]\n\n").encode())
-
-
-def _anthropic(blocks: list[tuple[dict, dict]], stop: str) -> Reply:
-    events: list[tuple[str | None, dict]] = [("message_start", {
-        "type": "message_start", "message": {"id": "msg_01", "type": "message",
-                                             "role": "assistant", "content": [],
-                                             "usage": {"input_tokens": 10}}})]
-    for index, (start, delta) in enumerate(blocks):
-        events += [("content_block_start", {"type": "content_block_start", "index": index,
-                                            "content_block": start}),
-                   ("content_block_delta", {"type": "content_block_delta", "index": index,
-                                            "delta": delta}),
-                   ("content_block_stop", {"type": "content_block_stop", "index": index})]
-    events += [("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop},
-                                  "usage": {"output_tokens": 5}}),
-               ("message_stop", {"type": "message_stop"})]
-    return _sse(*events)
-
-
-def anthropic_call(name: str) -> Reply:
-    return _anthropic([({"type": "tool_use", "id": f"toolu_01{next(_ids):06d}", "name": name,
-                         "input": {}},
-                        {"type": "input_json_delta", "partial_json": '{"city": "Oslo"}'})],
-                      "tool_use")
-
-
-def anthropic_text(text: str) -> Reply:
-    return _anthropic([({"type": "text", "text": ""}, {"type": "text_delta", "text": text})],
-                      "end_turn")
-
-
-def _ndjson(*lines: dict) -> Reply:
-    return Reply("".join(json.dumps(line) + "\n" for line in lines).encode(),
-                 content_type="application/x-ndjson")
-
-
-def ollama_call(name: str) -> Reply:
-    """Ollama's tool calls carry no id."""
-    return _ndjson({"message": {"role": "assistant", "content": "", "tool_calls": [
-        {"function": {"name": name, "arguments": {"city": "Oslo"}}}]}, "done": False},
-        {"message": {"role": "assistant", "content": ""}, "done": True,
-         "done_reason": "stop", "prompt_eval_count": 9, "eval_count": 4})
-
-
-def ollama_text(text: str) -> Reply:
-    return _ndjson({"message": {"role": "assistant", "content": text}, "done": False},
-                   {"message": {"role": "assistant", "content": ""}, "done": True,
-                    "done_reason": "stop", "prompt_eval_count": 9, "eval_count": 4})
-
-
-def responses_call(name: str) -> Reply:
-    item = {"id": f"fc_{next(_ids)}", "type": "function_call", "status": "in_progress",
-            "call_id": f"call_R{next(_ids)}", "name": name, "arguments": ""}
-    done = {**item, "status": "completed", "arguments": '{"city": "Oslo"}'}
-    return _sse(
-        ("response.output_item.added", {"type": "response.output_item.added",
-                                        "output_index": 0, "item": item}),
-        ("response.function_call_arguments.delta", {
-            "type": "response.function_call_arguments.delta", "item_id": item["id"],
-            "output_index": 0, "delta": '{"city": "Oslo"}'}),
-        ("response.output_item.done", {"type": "response.output_item.done",
-                                       "output_index": 0, "item": done}),
-        ("response.completed", {"type": "response.completed", "response": {
-            "status": "completed", "output": [done],
-            "usage": {"input_tokens": 9, "output_tokens": 4}}}))
-
-
-def responses_text(text: str) -> Reply:
-    return _sse(
-        ("response.output_text.delta", {"type": "response.output_text.delta",
-                                        "item_id": "msg_1", "delta": text}),
-        ("response.completed", {"type": "response.completed", "response": {
-            "status": "completed", "usage": {"input_tokens": 9, "output_tokens": 4}}}))
-
-
-WIRE: dict[str, tuple[Callable[[str], Reply], Callable[[str], Reply]]] = {
-    "openai": (openai_call, openai_text_reply),
-    "anthropic": (anthropic_call, anthropic_text),
-    "ollama": (ollama_call, ollama_text),
-    "openai-responses": (responses_call, responses_text),
-}
 PROVIDERS = list(WIRE)
 
 

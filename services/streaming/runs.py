@@ -306,7 +306,7 @@ class StreamRun:
             self._output(self.answer.reasoning, "reasoning", storable(event.text))
         elif isinstance(event, ToolCall):
             self._mark_output()
-            call = self.rounds.tool_call(event, self._model)
+            call = self.rounds.tool_call(event)
             self._emit("tool_call", {key: call[key] for key in ("id", "name", "arguments",
                                                                  "server")})
         elif isinstance(event, Usage):

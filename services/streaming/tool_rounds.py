@@ -58,6 +58,7 @@ class ToolRounds:
         self.halt = halt  # set when the answer must stop: running tools are told so
         self.turns: list[ChatMessage] = []  # the earlier rounds' calls and results
         self.calls_run = 0
+        self._caller_tools = {tool.name for tool in spec.request.tools}
 
     # --- what each round sends -----------------------------------------------------
 
@@ -87,13 +88,15 @@ class ToolRounds:
             return Outcome("complete", "length", limit="max_tokens")
         return Outcome("complete", finish_reason)
 
-    def tool_call(self, call: ToolCall, model: ResolvedModel) -> dict[str, Any]:
+    def tool_call(self, call: ToolCall) -> dict[str, Any]:
         """Record a call of this round. An id the provider left out (or used twice) is
-        replaced by one of Sluice's, so each result goes back to its own call."""
+        replaced by one of Sluice's, so each result goes back to its own call. A call
+        of anything but the caller's own functions is Sluice's to answer: a tool it does
+        not have gets an error result, and the model goes on."""
         taken = {earlier["id"] for earlier in self.answer.tool_calls}
         call_id = call.id if call.id and call.id not in taken else new_call_id()
-        return self.answer.tool_call(call_id, call.name, call.arguments,
-                                     server=call.name in self.offered(model))
+        server = self.spec.tools is not None and call.name not in self._caller_tools
+        return self.answer.tool_call(call_id, call.name, call.arguments, server=server)
 
     # --- between rounds ------------------------------------------------------------
 
@@ -108,6 +111,8 @@ class ToolRounds:
         limits = self.spec.limits
         if not caller_turn and self.answer.round >= limits.rounds:
             return _limit("max_rounds")
+        if not caller_turn and self.out_of_tokens():
+            return _limit("max_tokens")
         if self.calls_run + len(server) > limits.tool_calls:
             return _limit("max_tool_calls")
         names = ", ".join(dict.fromkeys(call["name"] for call in server))

@@ -1,0 +1,242 @@
+"""Answers that run server tools: rounds of parallel calls in each provider's format,
+tools that fail, the limits of an answer, cancelling a running tool, and mixing
+server tools with the caller's own."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .fake_upstream import FakeUpstream
+from .sse_client import read_test_response
+from .tool_plugins.loop_tools import SLOW_SAW_CANCEL
+from .wire_checks import CHECKS
+from .fake_upstream import openai_text_reply
+from .wire_replies import ROUNDS, ollama_calls, ollama_text, openai_calls
+
+PROVIDERS = list(ROUNDS)
+CALLER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object",
+                                          "properties": {"city": {"type": "string"}}}}}
+
+
+def lookup(key: str) -> tuple[str, str]:
+    return ("lookup", json.dumps({"key": key}))
+
+
+@pytest.fixture
+def client(make_app, fake_openai: FakeUpstream):
+    app = make_app(ANTHROPIC_BASE_URL=fake_openai.url, ANTHROPIC_API_KEY="sk-ant-test",
+                   OLLAMA_HOST=fake_openai.url,
+                   SLUICE_TOOL_MODULES=("tests.tool_plugins.loop_tools",))
+    return app.test_client()
+
+
+def new_thread(client) -> str:
+    return client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
+
+
+def stream(client, thread_id: str, **body) -> list:
+    response = client.post(f"/api/v1/threads/{thread_id}/messages/stream", json=body)
+    assert response.status_code == 200, response.get_json()
+    return read_test_response(response)
+
+
+def messages(client, thread_id: str) -> list[dict]:
+    return client.get(f"/api/v1/threads/{thread_id}/messages").get_json()["messages"]
+
+
+def kinds(events: list) -> list[str]:
+    """Event names, with a status's stage, and runs of deltas as one."""
+    named = [f"status:{e.data['stage']}" if e.event == "status" else e.event for e in events]
+    return [name for i, name in enumerate(named) if not (name == "delta" and i and
+                                                        named[i - 1] == "delta")]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_three_rounds_of_two_parallel_calls(client, fake_openai, provider):
+    calls, text = ROUNDS[provider]
+    model = f"loop-three-{provider}"
+    fake_openai.script(model, calls(lookup("a"), lookup("b")), calls(lookup("c"), lookup("d")),
+                       calls(lookup("e"), lookup("f")), text("All six are fine."),
+                       text("Yes."))
+    thread_id = new_thread(client)
+    events = stream(client, thread_id, content="Check a to f.", model=f"{provider}/{model}",
+                    tools=["lookup"])
+
+    one_round = ["tool_call", "tool_call", "status:tool_running", "tool_result", "tool_result"]
+    assert kinds(events) == [
+        "start", "message_saved", "status:connecting", *one_round,
+        "status:step", "status:connecting", *one_round,
+        "status:step", "status:connecting", *one_round,
+        "status:step", "status:connecting", "delta", "usage", "done"]
+    assert all(e.data["server"] for e in events if e.event == "tool_call")
+    results = [e.data for e in events if e.event == "tool_result"]
+    assert sorted(r["result"] for r in results) == [f"lookup: {k} is fine" for k in "abcdef"]
+    assert all(r["duration_ms"] >= 0 for r in results)
+    done = events[-1].data
+    assert (done["status"], done["finish_reason"]) == ("complete", "stop")
+    # Four rounds of 4 tokens (the OpenAI text reply reports none).
+    assert done["usage"]["output_tokens"] == (12 if provider == "openai" else 16)
+
+    stored = messages(client, thread_id)
+    assert [m["role"] for m in stored] == ["user", "assistant", *["tool"] * 6]
+    answer = stored[1]
+    assert answer["content"] == "All six are fine."
+    assert [c["step"] for c in answer["tool_calls"]] == [1, 1, 2, 2, 3, 3]
+    assert len({c["id"] for c in answer["tool_calls"]}) == 6  # unique, whatever the provider did
+    assert {m["tool_call_id"] for m in stored[2:]} == {c["id"] for c in answer["tool_calls"]}
+
+    # A later turn sends the whole conversation, rounds and results in order.
+    stream(client, thread_id, content="Sure?", model=f"{provider}/{model}", tools=["lookup"])
+    bodies = [r["json"] for r in fake_openai.requests[model]]
+    assert len(bodies) == 5
+    for body in bodies:
+        CHECKS[provider](body)
+    assert json.dumps(bodies[3]).count("is fine") == 6 and "Sure?" in json.dumps(bodies[4])
+    assert json.dumps(bodies[4]).count("is fine") == 6
+
+
+def test_tools_that_fail_tell_the_model_and_the_answer_goes_on(client, fake_openai):
+    model = "loop-failures"
+    fake_openai.script(model, openai_calls(("lookup", '{"key": 5}'), ("lookup", "not json"),
+                                           ("boom", "{}"), ("sleepy", "{}"), ("flood", "{}"),
+                                           ("nowhere", "{}")),
+                       openai_text_reply("I could not check."))
+    thread_id = new_thread(client)
+    started = time.monotonic()
+    events = stream(client, thread_id, content="Try everything.", model=f"openai/{model}",
+                    tools=["lookup", "boom", "sleepy", "flood"])
+    assert time.monotonic() - started < 1.5  # the sleepy tool's 0.3 s timeout, not its 2 s
+    errors = [e.data["error"] for e in events if e.event == "tool_result"]
+    assert len(errors) == 6 and all(errors)
+    text = " ".join(errors)
+    for expected in ("key", "JSON", "boom: the gauge is broken", "timed out", "100",
+                     "nowhere"):
+        assert expected in text, (expected, text)
+    assert events[-1].data["status"] == "complete"
+    sent = fake_openai.requests[model][1]["json"]["messages"]
+    assert [m["content"].startswith("Error: ") for m in sent if m["role"] == "tool"] == [True] * 6
+    stored = messages(client, thread_id)
+    assert [m["status"] for m in stored if m["role"] == "tool"] == ["error"] * 6
+    assert stored[1]["content"] == "I could not check."
+
+
+@pytest.mark.parametrize(("limits", "limit", "rounds_sent"), [
+    ({"max_rounds": 2}, "max_rounds", 2),
+    ({"max_tool_calls": 3}, "max_tool_calls", 2),
+    ({"max_tokens": 6}, "max_tokens", 2),
+])
+def test_each_limit_ends_the_answer_cleanly(client, fake_openai, limits, limit, rounds_sent):
+    model = f"loop-limit-{limit}"
+    fake_openai.script(model, ollama_calls(lookup("a"), lookup("b")),
+                       ollama_calls(lookup("c"), lookup("d")), ollama_text("Never sent."))
+    thread_id = new_thread(client)
+    events = stream(client, thread_id, content="Go.", model=f"ollama/{model}",
+                    tools=["lookup"], limits=limits)
+    done = events[-1].data
+    assert (done["status"], done["finish_reason"], done["limit"]) == ("complete", "length", limit)
+    assert len(fake_openai.requests[model]) == rounds_sent
+    ran = [e.data["id"] for e in events if e.event == "tool_result"]
+    assert len(ran) == 2  # the second round's calls did not run
+    stored = messages(client, thread_id)
+    assert stored[1]["status"] == "complete" and stored[1]["finish_reason"] == "length"
+    assert [m["tool_call_id"] for m in stored[2:]] == ran
+    if limit == "max_tokens":  # the second round may only spend what is left
+        assert fake_openai.requests[model][1]["json"]["options"]["num_predict"] == 2
+
+
+def test_a_limit_above_the_models_is_refused(client):
+    thread_id = new_thread(client)
+    response = client.post(f"/api/v1/threads/{thread_id}/messages/stream", json={
+        "content": "Go.", "limits": {"max_rounds": 99}})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_limits"
+    assert "at most 8" in response.get_json()["error"]["message"]
+    assert messages(client, thread_id) == []
+
+
+def test_the_wall_time_limit_stops_a_running_tool(client, fake_openai):
+    model = "loop-seconds"
+    fake_openai.script(model, openai_calls(("slow", "{}")))
+    thread_id = new_thread(client)
+    started = time.monotonic()
+    events = stream(client, thread_id, content="Wait.", model=f"openai/{model}",
+                    tools=["slow"], limits={"max_seconds": 1})
+    assert time.monotonic() - started < 2
+    done = events[-1].data
+    assert (done["status"], done["finish_reason"], done["limit"]) == \
+        ("complete", "length", "max_seconds")
+    assert "tool_result" not in kinds(events)
+
+
+def test_cancel_during_a_slow_tool_ends_within_a_second(client, fake_openai):
+    model = "loop-cancel"
+    fake_openai.script(model, openai_calls(("slow", "{}"), lookup("a")))
+    thread_id = new_thread(client)
+    SLOW_SAW_CANCEL.clear()
+    response = client.post(f"/api/v1/threads/{thread_id}/messages/stream",
+                           json={"content": "Wait.", "model": f"openai/{model}",
+                                 "tools": ["slow", "lookup"]}, buffered=False)
+    frames = iter(response.response)
+    seen = []
+    for event in read_test_response_lazily(frames):
+        seen.append(event)
+        if event.event == "status" and event.data["stage"] == "tool_running":
+            break
+    stream_id = seen[0].data["stream_id"]
+    cancelled_at = time.monotonic()
+    assert client.post(f"/api/v1/streams/{stream_id}/cancel").status_code == 202
+    rest = list(read_test_response_lazily(frames))
+    assert time.monotonic() - cancelled_at < 1.0
+    assert rest[-1].data["status"] == "cancelled"
+    assert "slow" not in [e.data["name"] for e in rest if e.event == "tool_result"]
+    assert SLOW_SAW_CANCEL.wait(1)
+    stored = messages(client, thread_id)
+    assert stored[1]["status"] == "cancelled"
+    assert "slow" not in [m["content"] for m in stored if m["role"] == "tool"]
+
+
+def read_test_response_lazily(frames):
+    """Events of a streamed test response as they come, from an iterator of its bytes."""
+    from services.sse import SSEDecoder
+    from .sse_client import Received
+    for event in SSEDecoder(frames):
+        yield Received(int(event.id), event.event, event.json())
+
+
+def test_server_and_caller_tools_mixed_end_the_turn_for_the_caller(client, fake_openai):
+    model = "loop-mixed"
+    fake_openai.script(model, openai_calls(lookup("a"), ("get_weather", '{"city": "Oslo"}')),
+                       openai_text_reply("Oslo is fine."))
+    thread_id = new_thread(client)
+    events = stream(client, thread_id, content="Both.", model=f"openai/{model}",
+                    tools=["lookup", CALLER_TOOL])
+    calls = {e.data["name"]: e.data for e in events if e.event == "tool_call"}
+    assert calls["lookup"]["server"] and not calls["get_weather"]["server"]
+    assert [e.data["name"] for e in events if e.event == "tool_result"] == ["lookup"]
+    assert events[-1].data["finish_reason"] == "tool_calls"
+    wrong = client.post(f"/api/v1/threads/{thread_id}/messages", json={"tool_results": [
+        {"tool_call_id": calls["lookup"]["id"], "content": "mine"}]})
+    assert wrong.status_code == 400  # only the caller's own call is pending
+    reply = client.post(f"/api/v1/threads/{thread_id}/messages", json={
+        "tool_results": [{"tool_call_id": calls["get_weather"]["id"],
+                          "content": "get_weather: -3°C"}],
+        "model": f"openai/{model}", "tools": ["lookup", CALLER_TOOL]})
+    assert reply.status_code == 200 and reply.get_json()["response"]["content"] == "Oslo is fine."
+    sent = fake_openai.requests[model][1]["json"]
+    CHECKS["openai"](sent)
+    assert [m["content"] for m in sent["messages"] if m["role"] == "tool"] == [
+        "lookup: a is fine", "get_weather: -3°C"]
+
+
+def test_the_demo_model_uses_tools_with_no_key(client):
+    thread_id = new_thread(client)
+    events = stream(client, thread_id, content="What time is it, and what is 6*7?")
+    results = {e.data["name"]: e.data for e in events if e.event == "tool_result"}
+    assert results["calculator"]["result"] == "42"
+    assert "time" in results["current_time"]["result"]
+    text = "".join(e.data["content"] for e in events if e.event == "delta")
+    assert "`calculator` `6*7` answered: 42" in text
+    assert messages(client, thread_id)[1]["content"] == text
