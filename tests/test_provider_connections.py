@@ -133,7 +133,7 @@ def test_a_call_interrupted_before_it_connects_never_sends(fake_openai):
 
 def test_interrupting_an_ended_call_leaves_its_connection_to_the_next(fake_openai):
     provider = slow_openai(fake_openai.url)
-    model = OPENAI.script(fake_openai, OPENAI.fixture("text_with_usage.sse"), delay=0.1,
+    model = OPENAI.script(fake_openai, OPENAI.fixture("text_with_usage.sse"), delay=0.02,
                           chunk_size=200)
     ended, next_call = UpstreamCall(), UpstreamCall()
     with calling(ended):
