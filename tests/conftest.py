@@ -149,6 +149,10 @@ MODELS_FILE = """
 first_token_timeout = 0.5
 retry_attempts = 1
 
+[models."openai/ttft-silent"]
+first_token_timeout = 1
+retry_attempts = 1
+
 [models."openai/idle-gap"]
 idle_timeout = 0.5
 retry_attempts = 1

@@ -45,6 +45,8 @@ class Reply:
     delay: float = 0.0  # seconds between pieces
     chunked: bool = True  # Transfer-Encoding: chunked, else close-delimited
     then_hang: float = 0.0  # stay silent this long after the body, connection open
+    hold: float = 0.0  # take the request, then send nothing (not even headers) this long
+    http10: bool = False  # an HTTP/1.0 status line: no chunking, the body ends at close
     headers: dict[str, str] = field(default_factory=dict)
     split_at: list[bytes] | None = None  # explicit pieces instead of `body`
 
@@ -123,6 +125,7 @@ class FakeUpstream:
                          "at": time.monotonic(), "client_port": self.client_address[1]})
                 reply = upstream._next_reply(model)
                 try:
+                    self._wait(reply.hold)
                     self._send(reply)
                     if model in upstream.finished:
                         upstream.finished[model].set()
@@ -140,11 +143,14 @@ class FakeUpstream:
                         raise ConnectionResetError("client hung up")
 
             def _send(self, reply: Reply) -> None:
+                chunked = reply.chunked and not reply.http10
+                if reply.http10:
+                    self.protocol_version = "HTTP/1.0"  # this response's, not the class's
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                if reply.chunked:
+                if chunked:
                     self.send_header("Transfer-Encoding", "chunked")
                 else:
                     self.send_header("Connection", "close")
@@ -153,16 +159,24 @@ class FakeUpstream:
                 for index, part in enumerate(reply.parts()):
                     if index and reply.delay:
                         self._wait(reply.delay)
-                    frame = b"%x\r\n%s\r\n" % (len(part), part) if reply.chunked else part
+                    frame = b"%x\r\n%s\r\n" % (len(part), part) if chunked else part
                     self.wfile.write(frame)
                     self.wfile.flush()
                 if reply.then_hang:
                     self._wait(reply.then_hang)
-                if reply.chunked:
+                if chunked:
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
 
         return Handler
+
+
+# Upstreams that took the request and then went silent, in the two phases before a
+# response has a body to read: no headers yet, and HTTP/1.0 headers with no body yet.
+SILENT_UPSTREAMS = {
+    "no-headers": Reply(hold=60),
+    "http10-headers-only": Reply(http10=True, then_hang=60),
+}
 
 
 def openai_text_reply(text: str, deltas: int = 1, delay: float = 0.0) -> Reply:

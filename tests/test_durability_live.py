@@ -16,10 +16,11 @@ import requests
 from services.providers.base import ChatMessage, ChatRequest
 from services.providers.demo import demo_answer
 
-from .fake_upstream import Reply, fixture, sse_events_of
+from .fake_upstream import SILENT_UPSTREAMS, Reply, fixture, sse_events_of
 from .live_server import free_port
 from .services import NginxServer
 from .sse_client import body_chunks, read_stream, text_of
+from .test_streaming_live import cancel_while_silent
 
 shared_backend = pytest.mark.parametrize("backend", ["postgres+redis"], indirect=True)
 
@@ -65,10 +66,18 @@ def test_a_stream_started_on_one_instance_resumes_on_another(start_server):
         ChatRequest("echo", (ChatMessage("user", "one stream, two servers"),)))
 
 
-@shared_backend
-def test_cancel_through_another_instance_cuts_the_producers_upstream(start_server, fake_openai):
+@pytest.fixture(scope="module")
+def two_instances(start_server):
+    """Two servers on one PostgreSQL and Redis, started once for the tests that only
+    send requests to them (none stops or kills one)."""
     first = start_server()
-    second = start_server(database_url=first.env["DATABASE_URL"])
+    return first, start_server(database_url=first.env["DATABASE_URL"])
+
+
+@shared_backend
+def test_cancel_through_another_instance_cuts_the_producers_upstream(two_instances,
+                                                                      fake_openai):
+    first, second = two_instances
     body = fixture("openai/text_with_usage.sse")
     fake_openai.script("cross-cancel", Reply(split_at=sse_events_of(body)[:2], then_hang=60))
     thread_id = first.new_thread()
@@ -82,6 +91,16 @@ def test_cancel_through_another_instance_cuts_the_producers_upstream(start_serve
     rest = list(events)
     assert rest[-1].data["status"] == "cancelled"
     assert second.messages(thread_id)[-1]["content"] == "Héllo"
+
+
+@shared_backend
+@pytest.mark.parametrize("phase", sorted(SILENT_UPSTREAMS))
+def test_cancel_through_another_instance_cuts_an_upstream_that_has_not_started_its_answer(
+        two_instances, fake_openai, phase):
+    first, second = two_instances
+    everything, took = cancel_while_silent(first, fake_openai, phase, cancel_through=second)
+    assert [e.event for e in everything] == ["start", "message_saved", "done"]
+    assert took < 1  # relayed through Redis, not the read timeout
 
 
 # --- crashes -------------------------------------------------------------------------

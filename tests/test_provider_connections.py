@@ -1,8 +1,10 @@
 """Every provider hands its connection back once a stream has ended, so the next answer
 skips the TCP (and, against a real provider, TLS) handshake; a body that goes on after
-the stream's last event costs its connection, never the answer's time."""
+the stream's last event costs its connection, never the answer's time. And a call's
+connection can be cut from another thread in every phase, before headers too."""
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -10,11 +12,14 @@ import pytest
 
 from services.providers.anthropic import AnthropicProvider
 from services.providers.base import Finish, Provider
+from services.providers.calls import UpstreamCall, calling
+from services.providers.errors import ProviderError
 from services.providers.http import DRAIN_SECONDS, pooled_session
 from services.providers.ollama import OllamaProvider
 from services.providers.openai import OpenAIProvider
 from services.providers.openai_responses import OpenAIResponsesProvider
 
+from .fake_upstream import SILENT_UPSTREAMS
 from .provider_replay import Replayer, texts
 
 Make = Callable[[str], Provider]
@@ -73,3 +78,71 @@ def test_a_body_that_goes_on_after_the_end_costs_the_connection_not_the_answer(
     assert took < 1 + DRAIN_SECONDS  # not the 3 s the server stayed silent
     ports = [request["client_port"] for request in fake_openai.requests[model]]
     assert ports[0] != ports[1]  # the hanging connection was not reused
+
+
+# --- cutting a call from another thread ------------------------------------------------
+
+OPENAI = Replayer("openai", "cut-openai")
+
+
+def call_until_it_fails(provider: Provider, model: str, call: UpstreamCall) -> ProviderError:
+    """Make the call with `call` current, read all of it, and return how it failed."""
+    with calling(call):
+        try:
+            stream = provider.stream(OPENAI.ask(model))
+            try:
+                list(stream)
+            finally:
+                stream.close()
+        except ProviderError as exc:
+            return exc
+    raise AssertionError("the call was not cut")
+
+
+def slow_openai(url: str) -> Provider:
+    return OpenAIProvider(base_url=url + "/v1", api_key="sk-test", session=pooled_session(),
+                          connect_timeout=2, read_timeout=30)
+
+
+@pytest.mark.parametrize("phase", sorted(SILENT_UPSTREAMS))
+def test_a_call_is_cut_while_the_upstream_is_silent(fake_openai, phase):
+    model = OPENAI.model()
+    fake_openai.script(model, SILENT_UPSTREAMS[phase])
+    call = UpstreamCall()
+
+    def interrupt_once_asked() -> None:
+        while not fake_openai.requests[model]:
+            time.sleep(0.01)
+        call.interrupt()
+
+    threading.Thread(target=interrupt_once_asked, daemon=True).start()
+    started = time.monotonic()
+    call_until_it_fails(slow_openai(fake_openai.url), model, call)
+    assert time.monotonic() - started < 1  # not the 30 s read timeout
+    assert fake_openai.hung_up[model].wait(5)
+
+
+def test_a_call_interrupted_before_it_connects_never_sends(fake_openai):
+    model = OPENAI.model()
+    fake_openai.script(model, SILENT_UPSTREAMS["no-headers"])
+    call = UpstreamCall()
+    call.interrupt()
+    call_until_it_fails(slow_openai(fake_openai.url), model, call)
+    assert fake_openai.requests[model] == []
+
+
+def test_interrupting_an_ended_call_leaves_its_connection_to_the_next(fake_openai):
+    provider = slow_openai(fake_openai.url)
+    model = OPENAI.script(fake_openai, OPENAI.fixture("text_with_usage.sse"), delay=0.02,
+                          chunk_size=200)
+    ended, next_call = UpstreamCall(), UpstreamCall()
+    with calling(ended):
+        first = answer(provider, OPENAI, model)
+    with calling(next_call):
+        stream = provider.stream(OPENAI.ask(model))
+        ended.interrupt()  # late: its connection now carries the next call
+        second = list(stream)
+        stream.close()
+    assert texts(first) == texts(second) != ""
+    ports = {request["client_port"] for request in fake_openai.requests[model]}
+    assert len(ports) == 1

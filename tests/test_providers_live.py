@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import pytest
 
-from .fake_upstream import Reply, fixture, sse_events_of
+from .fake_upstream import SILENT_UPSTREAMS, Reply, fixture, sse_events_of
 from .sse_client import read_stream, text_of
 
 _names = (f"p-{n}" for n in itertools.count())
@@ -232,6 +233,20 @@ def test_first_token_timeout(live_server, fake_openai):
     assert "within 0.5s" in error["message"]
     assert (stored["status"], stored["content"]) == ("error", "")
     assert fake_openai.hung_up["ttft-slow"].wait(5)  # the waiting request was cut
+
+
+@pytest.mark.parametrize("phase", sorted(SILENT_UPSTREAMS))
+def test_first_token_timeout_holds_before_the_upstream_starts_its_answer(
+        live_server, fake_openai, phase):
+    fake_openai.script("ttft-silent", SILENT_UPSTREAMS[phase])
+    started = time.monotonic()
+    events, stored = stream(live_server, "openai/ttft-silent")
+    assert time.monotonic() - started < 2.5  # the 1 s deadline, not the read timeout
+    error = next(e.data for e in events if e.event == "error")
+    assert (error["code"], error["retryable"]) == ("timeout", True)
+    assert "within 1s" in error["message"]
+    assert (stored["status"], stored["content"]) == ("error", "")
+    assert fake_openai.hung_up["ttft-silent"].wait(5)
 
 
 def test_idle_timeout_keeps_the_text_so_far(live_server, fake_openai):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 from services.providers.base import ChatMessage, ChatRequest
 from services.providers.demo import demo_answer
 
-from .fake_upstream import Reply, fixture
+from .fake_upstream import SILENT_UPSTREAMS, Reply, fixture
 from .sse_client import Received, read_stream, text_of
 
 _names = (f"live-{n}" for n in itertools.count())
@@ -133,6 +134,43 @@ def test_cancel_closes_the_upstream_connection(live_server, fake_openai):
     assert everything[-1].data["status"] == "cancelled"
     assert fake_openai.hung_up[model].wait(5), "the upstream connection stayed open"
     assert live_server.messages(thread_id)[-1]["content"] == "Héllo"
+
+
+def wait_until_asked(fake, model: str) -> None:
+    """Until the fake upstream has the request: from here on it stays silent."""
+    deadline = time.monotonic() + 10
+    while not fake.requests[model]:
+        assert time.monotonic() < deadline, "the request never reached the upstream"
+        time.sleep(0.01)
+
+
+def cancel_while_silent(server, fake, phase: str, cancel_through=None) -> tuple[list, float]:
+    """Start an answer from a fake that goes silent in `phase`, cancel it (through
+    `cancel_through`, another instance, if given) and read the stream to its end;
+    the events, and the seconds from the cancel to the end."""
+    model = next(_names)
+    fake.script(model, SILENT_UPSTREAMS[phase])
+    thread_id = server.new_thread()
+    events = read_stream(server.open_stream(thread_id, "hi", model=f"openai/{model}"))
+    wait_until_asked(fake, model)
+    stream_id = server.messages(thread_id)[-1]["stream_id"]
+    cancelled_at = time.monotonic()
+    answer = (cancel_through or server).api("POST", f"/api/v1/streams/{stream_id}/cancel")
+    assert (answer.status_code, answer.json()["status"]) == (202, "cancelling")
+    everything = list(events)
+    took = time.monotonic() - cancelled_at
+    assert everything[-1].data["status"] == "cancelled"
+    assert server.messages(thread_id)[-1]["status"] == "cancelled"
+    assert fake.hung_up[model].wait(5), "the upstream connection stayed open"
+    return everything, took
+
+
+@pytest.mark.parametrize("phase", sorted(SILENT_UPSTREAMS))
+def test_cancel_cuts_an_upstream_that_has_not_started_its_answer(live_server, fake_openai,
+                                                                 phase):
+    everything, took = cancel_while_silent(live_server, fake_openai, phase)
+    assert_well_formed(everything)
+    assert took < 1  # not the read timeout
 
 
 def test_a_client_that_disconnects_does_not_stop_the_answer(live_server):

@@ -16,8 +16,12 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.poolmanager import pool_classes_by_scheme as URLLIB3_POOL_CLASSES
 
+from .calls import UpstreamCall, current_call
 from .errors import (ProviderConnectionError, ProviderTimeoutError, UpstreamStreamError,
                      status_error)
 
@@ -31,11 +35,15 @@ def shutdown_response(response: requests.Response) -> None:
     """
     connection = getattr(response.raw, "connection", None)
     sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:
+    try:
+        if sock is not None:
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed by the peer or by the reader
+        elif connection is not None:
+            # A close-delimited body owns the socket (http.client handed it over and
+            # the connection's `sock` is None); urllib3 still reaches it.
+            response.raw.shutdown()
+    except (OSError, ValueError, RuntimeError):
+        pass  # already closed by the peer or by the reader
 
 
 # Idle connections kept per provider host: as many as a worker has streams (gunicorn's
@@ -47,10 +55,66 @@ DRAIN_SECONDS = 0.05
 DRAIN_BYTES = 64 * 1024
 
 
+class _CallConnectionMixin:
+    """Tells the thread's current `UpstreamCall` the socket its request goes out on,
+    before any response exists, so the call can be cut while waiting for headers."""
+
+    sock: socket.socket | None
+    upstream_call: UpstreamCall | None = None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._attach()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self.upstream_call = current_call()
+        if self.sock is not None:  # a reused connection, or HTTPS connected already
+            self._attach()
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def _attach(self) -> None:
+        if self.upstream_call is not None and self.sock is not None:
+            self.upstream_call.attach(self, self.sock)
+
+
+class _CallHTTPConnection(_CallConnectionMixin, HTTPConnection):
+    pass
+
+
+class _CallHTTPSConnection(_CallConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _CallHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _CallHTTPConnection
+
+
+class _CallHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _CallHTTPSConnection
+
+
+_CALL_POOL_CLASSES = {"http": _CallHTTPConnectionPool, "https": _CallHTTPSConnectionPool}
+
+
+class _CallAdapter(HTTPAdapter):
+    """requests' adapter with connections that an `UpstreamCall` can reach."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _CALL_POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if manager.pool_classes_by_scheme is URLLIB3_POOL_CLASSES:  # not SOCKS' own
+            manager.pool_classes_by_scheme = _CALL_POOL_CLASSES
+        return manager
+
+
 def pooled_session(pool_size: int = POOL_SIZE) -> requests.Session:
-    """A session whose connection pool fits many concurrent streams to one host."""
+    """A session whose connection pool fits many concurrent streams to one host, on
+    connections that the current `UpstreamCall` can cut in every phase."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    adapter = _CallAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from ..providers.base import (ChatRequest, Completion, Finish, Provider, ProviderEvent,
                               ProviderStream, ReasoningDelta, TextDelta)
+from ..providers.calls import calling, current_call
 from ..providers.catalog import RetryPolicy
 from ..providers.errors import ProviderError, ProviderStatusError
 
@@ -48,14 +49,18 @@ def stream_from_completion(provider: Provider, request: ChatRequest) -> Provider
     """Serve a non-streaming call as a stream that can still be interrupted.
 
     The call runs in its own thread (a greenlet under gevent); interrupting stops
-    waiting for it at once. The abandoned call ends by itself, bounded by its timeouts.
+    waiting for it at once. The abandoned call's connection belongs to the caller's
+    current `UpstreamCall`, so interrupting that cuts it too; without one it ends by
+    itself, bounded by its timeouts.
     """
     # Unbounded, so neither the call nor an interrupt ever blocks on a full queue.
     results: queue.Queue[Completion | ProviderError | None] = queue.Queue()
+    upstream_call = current_call()  # thread-local: carried over by hand
 
     def call() -> None:
         try:
-            results.put(provider.complete(request))
+            with calling(upstream_call):
+                results.put(provider.complete(request))
         except ProviderError as exc:
             results.put(exc)
 

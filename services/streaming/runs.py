@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..providers import ChatRequest, ResolvedModel
 from ..providers.base import (ChatMessage, Finish, ProviderEvent, ProviderStream, ReasoningDelta,
                               TextDelta, ToolCall, Usage)
+from ..providers.calls import UpstreamCall, calling
 from ..providers.errors import ProviderError, ProviderTimeoutError
 from ..storage import Database
 from ..storage.safe_text import storable
@@ -76,6 +77,7 @@ class StreamRun:
         self._halt = threading.Event()
         self._lock = threading.Lock()
         self._upstream: ProviderStream | None = None
+        self._call: UpstreamCall | None = None  # its connection, from before the headers
         self._first_token_expired = False  # for the current attempt
         self._first_token_deadline: Deadline | None = None
         self._model = spec.candidates[0]
@@ -115,9 +117,11 @@ class StreamRun:
         if halt:
             self._halt.set()
         with self._lock:
-            upstream = self._upstream
+            upstream, call = self._upstream, self._call
         if upstream is not None:
             upstream.interrupt()
+        if call is not None:
+            call.interrupt()
 
     # --- the producer ---------------------------------------------------------------
 
@@ -208,20 +212,28 @@ class StreamRun:
         return _failed(error) if error else CANCELLED
 
     def _open(self, candidate: ResolvedModel, request: ChatRequest) -> ProviderStream:
-        """The upstream call, registered so that cancel and the deadlines can cut it."""
+        """The upstream call, registered before it is made so that cancel and the
+        deadlines can cut it in every phase, waiting for headers included."""
         request = candidate.request(self.rounds.request(request, candidate))
-        upstream = (candidate.provider.stream(request) if candidate.settings.streaming
-                    else stream_from_completion(candidate.provider, request))
+        call = UpstreamCall()
+        with self._lock:
+            self._call = call
+        if self._halt.is_set() or self._first_token_expired:
+            call.interrupt()
+        with calling(call):
+            upstream = (candidate.provider.stream(request) if candidate.settings.streaming
+                        else stream_from_completion(candidate.provider, request))
         with self._lock:
             self._upstream = upstream
         if self._halt.is_set() or self._first_token_expired:
             upstream.interrupt()
         return upstream
 
-    def _release(self, upstream: ProviderStream) -> None:
+    def _release(self, upstream: ProviderStream | None) -> None:
         with self._lock:
-            self._upstream = None
-        upstream.close()
+            self._upstream, self._call = None, None
+        if upstream is not None:
+            upstream.close()
 
     def _attempt(self, candidate: ResolvedModel) -> Outcome:
         """One call to one model, streamed into the log; raises `ProviderError` on failure."""
@@ -232,10 +244,14 @@ class StreamRun:
             return Outcome("complete", "length", limit="max_tokens")
         self.status("connecting", f"Waiting for {candidate.id}…", model=candidate.id)
         self._arm_first_token_timer(candidate.settings.timeouts.first_token)
-        upstream = self._open(candidate, self.spec.request)
+        upstream: ProviderStream | None = None
         try:
+            upstream = self._open(candidate, self.spec.request)
             for event in upstream:
                 self._apply(event)
+        except ProviderError:
+            if not (self._halt.is_set() or self._first_token_expired):
+                raise  # a failure of its own, not the connection we cut
         finally:
             self._release(upstream)
             self._disarm_first_token_timer()

@@ -1,0 +1,77 @@
+"""One upstream call's connection, reachable from other threads in every phase.
+
+A run must be able to stop a provider call while it connects, sends, waits for
+the response headers or reads the body. Until the headers arrive there is no
+response to close, so the pooled connection itself (http.py) tells the call
+that is current in its thread which socket it sends on; `interrupt()` shuts
+that socket down, which wakes a reader blocked on it under threads and gevent
+alike. An interrupt that comes before there is a socket is applied as soon as
+there is one.
+
+`threading.local` is greenlet-local under gevent's monkey-patching, so each
+producer has its own current call.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_current = threading.local()
+
+
+class UpstreamCall:
+    """The connection of one provider call, and how to cut it from anywhere."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: object | None = None  # the pooled connection the call was sent on
+        self._sock: socket.socket | None = None
+        self._interrupted = False
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    def attach(self, owner: object, sock: socket.socket) -> None:
+        """`owner` (a pooled connection) sends this call on `sock`; cut it at once if
+        the call was interrupted before it had a socket."""
+        with self._lock:
+            self._owner, self._sock = owner, sock
+            interrupted = self._interrupted
+        if interrupted:
+            _shutdown(sock)
+
+    def interrupt(self) -> None:
+        """Cut the call's connection now, or as soon as it has one. A connection that
+        has gone back to the pool and on to another call (its `upstream_call` is that
+        one now) is left alone."""
+        with self._lock:
+            self._interrupted = True
+            sock = self._sock
+            if sock is not None and getattr(self._owner, "upstream_call", None) is self:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed, by the peer or by the reader
+
+
+def current_call() -> UpstreamCall | None:
+    """The call that connections opened or reused in this thread now belong to."""
+    return getattr(_current, "call", None)
+
+
+@contextmanager
+def calling(call: UpstreamCall | None) -> Iterator[UpstreamCall | None]:
+    """Make `call` current in this thread (greenlet) while the request is made."""
+    previous = current_call()
+    _current.call = call
+    try:
+        yield call
+    finally:
+        _current.call = previous
