@@ -41,7 +41,7 @@ FORMATS = [
     pytest.param("ollama", "ollama/thinking.ndjson", "Hallo zusammen!",
                  "The user wants a greeting.", [], "stop", (31, 42), id="ollama-thinking"),
     pytest.param("ollama", "ollama/tool_call.ndjson", "", None,
-                 [("call_0", "get_weather", '{"city": "Paris"}')], "tool_calls", (187, 21),
+                 [(None, "get_weather", '{"city": "Paris"}')], "tool_calls", (187, 21),
                  id="ollama-tool-call"),
     pytest.param("openai-responses", "openai_responses/text_with_usage.sse", "Grüße, 世界 👋🏽",
                  None, [], "stop", (21, 9), id="responses-text"),
@@ -50,6 +50,14 @@ FORMATS = [
                    '{"city":"München","unit":"celsius"}')], "tool_calls", (64, 19),
                  id="responses-function-call"),
 ]
+
+
+def same_calls(got: list[tuple], expected: list[tuple]) -> bool:
+    """The calls expected; an expected id of None is one the provider did not send, for
+    which Sluice made one of its own."""
+    return len(got) == len(expected) and all(
+        (got_id == id_ if id_ else got_id.startswith("call_")) and rest == expected_rest
+        for (got_id, *rest), (id_, *expected_rest) in zip(got, expected))
 
 
 def script(fake, provider: str, name: str, *replies: Reply) -> str:
@@ -84,7 +92,8 @@ def test_each_format_streams_exactly_what_the_model_sent(live_server, fake_opena
     streamed_calls = [(e.data["id"], e.data["name"], e.data["arguments"])
                       for e in events if e.event == "tool_call"]
     assert streamed_calls == [(c["id"], c["name"], c["arguments"])
-                              for c in stored["tool_calls"] or []] == calls
+                              for c in stored["tool_calls"] or []]
+    assert same_calls(streamed_calls, calls)
     usage_event = next(e.data for e in events if e.event == "usage")
     assert (usage_event["input_tokens"], usage_event["output_tokens"]) == usage
     done = events[-1].data
@@ -106,7 +115,8 @@ def test_each_format_through_the_json_endpoint(live_server, fake_openai, provide
     assert answer == live_server.messages(thread_id)[-1]
     assert (answer["content"], answer["reasoning"], answer["finish_reason"]) == (
         text, reasoning, finish)
-    assert [(c["id"], c["name"], c["arguments"]) for c in answer["tool_calls"] or []] == calls
+    assert same_calls([(c["id"], c["name"], c["arguments"])
+                       for c in answer["tool_calls"] or []], calls)
 
 
 @pytest.mark.parametrize(("provider", "path", "code", "retryable", "kept"), [
@@ -153,6 +163,14 @@ def test_server_errors_are_retried_before_the_first_output(live_server, fake_ope
     assert (stored["status"], stored["content"]) == ("complete", "Héllo, 世界 👋🏽 — done.")
     assert not [e for e in events if e.event == "error"]
     assert len(fake_openai.requests[name]) == 3
+    # Each wait is said: the model called, a retry after each failure, the model again.
+    statuses = [e.data for e in events if e.event == "status"]
+    assert [s["stage"] for s in statuses] == ["connecting", "retrying", "connecting",
+                                              "retrying", "connecting"]
+    assert [(s["attempt"], s["reason"]) for s in statuses if s["stage"] == "retrying"] == [
+        (2, "overloaded"), (3, "upstream_error")]
+    assert all(s["delay"] >= 0 and "retrying in" in s["message"] for s in statuses
+               if s["stage"] == "retrying")
 
 
 def test_retry_after_is_honoured(live_server, fake_openai):
@@ -204,7 +222,12 @@ def test_a_failing_model_falls_back_and_start_and_done_name_the_one_that_answere
     fake_openai.script("primary-down", error_reply(503))
     fake_openai.script("backup-up", recorded("anthropic/text_with_usage.sse"))
     events, stored = stream(live_server, "openai/primary-down")
-    assert events[0].event == "start" and events[0].data["model"] == "anthropic/backup-up"
+    # `start` names the model asked for (it is written before any model is called); a
+    # status says which model takes over; `done` names the one that answered.
+    assert events[0].event == "start" and events[0].data["model"] == "openai/primary-down"
+    fallback = [e.data for e in events if e.event == "status" and e.data["stage"] == "fallback"]
+    assert [(f["model"], f["reason"]) for f in fallback] == [("anthropic/backup-up",
+                                                              "overloaded")]
     assert events[-1].data["model"] == "anthropic/backup-up"
     assert (stored["model"], stored["status"], stored["content"]) == (
         "anthropic/backup-up", "complete", "Grüße, 世界 👋🏽")
@@ -217,12 +240,30 @@ def test_when_every_model_fails_the_last_error_is_reported(live_server, fake_ope
     fake_openai.script("also-down", Reply(b'{"error":"model \\"also-down\\" not found"}',
                                           status=404, content_type="application/json"))
     events, stored = stream(live_server, "openai/all-down")
-    assert [e.event for e in events] == ["start", "message_saved", "error", "done"]
-    assert events[2].data["code"] == "upstream_not_found"
+    assert [e.event for e in events if e.event != "status"] == [
+        "start", "message_saved", "error", "done"]
+    error = next(e.data for e in events if e.event == "error")
+    assert error["code"] == "upstream_not_found"
     assert (stored["status"], stored["model"]) == ("error", "ollama/also-down")
 
 
 # --- timeouts ------------------------------------------------------------------------
+
+def test_start_and_the_saved_message_come_before_the_provider_answers(live_server,
+                                                                       fake_openai):
+    fake_openai.script("slow-to-start", Reply(hold=5))
+    thread_id = live_server.new_thread()
+    sent = time.monotonic()
+    response = live_server.open_stream(thread_id, "hi", model="openai/slow-to-start")
+    events = read_stream(response)
+    start, saved = next(events), next(events)
+    waited = time.monotonic() - sent
+    response.close()
+    assert (start.event, saved.event) == ("start", "message_saved")
+    assert start.data["model"] == "openai/slow-to-start"
+    assert saved.data["message"]["content"] == "hi"
+    assert waited < 0.1, f"start took {waited:.3f}s"
+    live_server.wait_until_settled(thread_id)
 
 def test_first_token_timeout(live_server, fake_openai):
     body = fixture("openai/text_with_usage.sse")
@@ -282,8 +323,9 @@ def test_a_non_streaming_model_still_gives_a_proper_stream(live_server, fake_ope
     fake_openai.script("no-stream", Reply(fixture("openai/completion.json"),
                                           content_type="application/json"))
     events, stored = stream(live_server, "openai/no-stream")
-    assert [e.event for e in events] == ["start", "message_saved", "delta", "usage", "done"]
-    assert events[2].data["content"] == stored["content"] == "Héllo, 世界 👋🏽"
+    assert [e.event for e in events] == ["start", "message_saved", "status", "delta", "usage",
+                                         "done"]
+    assert events[3].data["content"] == stored["content"] == "Héllo, 世界 👋🏽"
     sent = fake_openai.requests["no-stream"][-1]["json"]
     assert (sent["stream"], sent["temperature"], sent["max_tokens"]) == (False, 0.3, 99)
 

@@ -150,7 +150,7 @@ class StreamRun:
 
     def _generate(self) -> Outcome:
         """The first round with fallbacks, then a round after each round of server tools."""
-        outcome = self._call(self.spec.candidates)
+        outcome = self._round(self.spec.candidates)
         while outcome.status == "complete" and outcome.finish_reason == "tool_calls":
             step = self.rounds.after_round(self._model, self.status, self._emit)
             if step.outcome is not None:
@@ -164,10 +164,10 @@ class StreamRun:
             self.status("step", f"Step {self.answer.round} of at most "
                                 f"{self.spec.limits.rounds}: back to {self._model.id}.",
                         step=self.answer.round, max_steps=self.spec.limits.rounds)
-            outcome = self._call((self._model,))
+            outcome = self._round((self._model,))
         return outcome
 
-    def _call(self, candidates: tuple[ResolvedModel, ...]) -> Outcome:
+    def _round(self, candidates: tuple[ResolvedModel, ...]) -> Outcome:
         """One round: the first model that answers, retried with backoff until it shows
         something, then the next candidate."""
         error: ProviderError | None = None
@@ -322,7 +322,7 @@ class StreamRun:
             self._output(self.answer.reasoning, "reasoning", storable(event.text))
         elif isinstance(event, ToolCall):
             self._mark_output()
-            call = self.rounds.tool_call(event)
+            call = self.rounds.tool_call(event, self._model)
             self._emit("tool_call", {key: call[key] for key in ("id", "name", "arguments",
                                                                  "server")})
         elif isinstance(event, Usage):

@@ -88,14 +88,16 @@ class ToolRounds:
             return Outcome("complete", "length", limit="max_tokens")
         return Outcome("complete", finish_reason)
 
-    def tool_call(self, call: ToolCall) -> dict[str, Any]:
+    def tool_call(self, call: ToolCall, model: ResolvedModel) -> dict[str, Any]:
         """Record a call of this round. An id the provider left out (or used twice) is
-        replaced by one of Sluice's, so each result goes back to its own call. A call
-        of anything but the caller's own functions is Sluice's to answer: a tool it does
-        not have gets an error result, and the model goes on."""
+        replaced by one of Sluice's, so each result goes back to its own call. Once the
+        model was offered server tools, a call of anything but the caller's own
+        functions is Sluice's to answer: a tool it does not have gets an error result,
+        and the model goes on."""
         taken = {earlier["id"] for earlier in self.answer.tool_calls}
         call_id = call.id if call.id and call.id not in taken else new_call_id()
-        server = self.spec.tools is not None and call.name not in self._caller_tools
+        offered = self.offered(model)
+        server = call.name in offered or bool(offered) and call.name not in self._caller_tools
         return self.answer.tool_call(call_id, call.name, call.arguments, server=server)
 
     # --- between rounds ------------------------------------------------------------
