@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import EntryPoint
 
 import pytest
-from flask import Flask
 
 from services.config import ConfigError, settings_from_env
 from services.errors import ApiError

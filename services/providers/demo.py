@@ -91,7 +91,8 @@ def _after_tools(messages: tuple[ChatMessage, ...]) -> str | None:
         call = calls.get(result.tool_call_id or "")
         asked = f" `{json.loads(call.arguments).get('expression')}`" \
             if call is not None and call.name == "calculator" else ""
-        lines.append(f"- `{result.name or 'a tool'}`{asked} answered: {_excerpt(result.content, 200)}")
+        answer = _excerpt(result.content, 200)
+        lines.append(f"- `{result.name or 'a tool'}`{asked} answered: {answer}")
     lines += ["", "A real model would now write its answer from these results."]
     return "\n".join(lines)
 

@@ -27,8 +27,8 @@ from .spec import RunSpec, ServerTools
 from .shutdown import install_graceful_shutdown
 from .subscribe import StalledClients
 
-__all__ = ["RunSpec", "ServerTools", "StreamObserver", "StreamRun", "Streaming", "cancel_stream", "init_app",
-           "install_graceful_shutdown", "stream_frames", "streaming", "to_client"]
+__all__ = ["RunSpec", "ServerTools", "StreamObserver", "StreamRun", "Streaming", "cancel_stream",
+           "init_app", "install_graceful_shutdown", "stream_frames", "streaming", "to_client"]
 
 
 def init_app(app: Flask, observer: StreamObserver = NO_OBSERVER) -> None:

@@ -33,18 +33,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..providers import ChatRequest, ResolvedModel
 from ..providers.base import (ChatMessage, Finish, ProviderEvent, ProviderStream, ReasoningDelta,
                               TextDelta, ToolCall, Usage)
-from ..providers.calls import UpstreamCall, calling
 from ..providers.errors import ProviderError, ProviderTimeoutError
 from ..storage import Database
 from ..storage.safe_text import storable
-from .answer import Answer, Outcome, ResultStep
-from .attempts import backoff_delay, stream_from_completion
+from .answer import Answer, Outcome
+from .attempts import backoff_delay
 from .deadlines import Deadline, Deadlines
 from .event_log import EventLog
 from .leases import INTERRUPTED
 from .observer import NO_OBSERVER, StreamObserver
 from .spec import RunSpec
 from .tool_rounds import ToolRounds
+from .upstream import Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ class StreamRun:
         # Cancelled, interrupted or out of time: stop everything, running tools included.
         self._halt = threading.Event()
         self._lock = threading.Lock()
-        self._upstream: ProviderStream | None = None
-        self._call: UpstreamCall | None = None  # its connection, from before the headers
+        self.upstream = Upstream()
         self._first_token_expired = False  # for the current attempt
         self._first_token_deadline: Deadline | None = None
         self._model = spec.candidates[0]
@@ -116,12 +115,7 @@ class StreamRun:
     def _stop_upstream(self, halt: bool = True) -> None:
         if halt:
             self._halt.set()
-        with self._lock:
-            upstream, call = self._upstream, self._call
-        if upstream is not None:
-            upstream.interrupt()
-        if call is not None:
-            call.interrupt()
+        self.upstream.interrupt()
 
     # --- the producer ---------------------------------------------------------------
 
@@ -212,28 +206,12 @@ class StreamRun:
         return _failed(error) if error else CANCELLED
 
     def _open(self, candidate: ResolvedModel, request: ChatRequest) -> ProviderStream:
-        """The upstream call, registered before it is made so that cancel and the
-        deadlines can cut it in every phase, waiting for headers included."""
+        """The upstream call, with this round's conversation and tools."""
         request = candidate.request(self.rounds.request(request, candidate))
-        call = UpstreamCall()
-        with self._lock:
-            self._call = call
-        if self._halt.is_set() or self._first_token_expired:
-            call.interrupt()
-        with calling(call):
-            upstream = (candidate.provider.stream(request) if candidate.settings.streaming
-                        else stream_from_completion(candidate.provider, request))
-        with self._lock:
-            self._upstream = upstream
-        if self._halt.is_set() or self._first_token_expired:
-            upstream.interrupt()
-        return upstream
+        return self.upstream.open(candidate, request, self._stopping)
 
-    def _release(self, upstream: ProviderStream | None) -> None:
-        with self._lock:
-            self._upstream, self._call = None, None
-        if upstream is not None:
-            upstream.close()
+    def _stopping(self) -> bool:
+        return self._halt.is_set() or self._first_token_expired
 
     def _attempt(self, candidate: ResolvedModel) -> Outcome:
         """One call to one model, streamed into the log; raises `ProviderError` on failure."""
@@ -250,10 +228,10 @@ class StreamRun:
             for event in upstream:
                 self._apply(event)
         except ProviderError:
-            if not (self._halt.is_set() or self._first_token_expired):
+            if not self._stopping():
                 raise  # a failure of its own, not the connection we cut
         finally:
-            self._release(upstream)
+            self.upstream.release(upstream)
             self._disarm_first_token_timer()
         if self._halt.is_set():
             return self._halted(None)
@@ -300,7 +278,7 @@ class StreamRun:
                     elif isinstance(event, Usage):
                         self.answer.add_usage(event, accumulate=True)
             finally:
-                self._release(upstream)
+                self.upstream.release(upstream)
         except ProviderError as exc:
             logger.info("stream %s: the repair call failed (%s)", self.spec.stream_id, exc.code)
             return None

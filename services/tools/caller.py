@@ -8,7 +8,6 @@ from typing import Any
 
 from ..errors import ApiError
 from ..providers import ToolSpec
-from ..storage import Message
 from .registry import TOOL_NAME, ToolRegistry
 
 

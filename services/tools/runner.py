@@ -114,7 +114,8 @@ def _collect(finished: queue.Queue[tuple[int, ToolResult]],
     return [*ended, (index, result)]
 
 
-def _prepare(registry: ToolRegistry, call: ToolCall) -> tuple[ServerTool, dict[str, Any]] | ToolResult:
+def _prepare(registry: ToolRegistry,
+             call: ToolCall) -> tuple[ServerTool, dict[str, Any]] | ToolResult:
     """The call's tool and arguments, or the error result of a call that cannot run."""
     started = time.monotonic()
     tool = registry.get(call.name)
