@@ -103,6 +103,29 @@ def test_cancel_through_another_instance_cuts_an_upstream_that_has_not_started_i
     assert took < 1  # relayed through Redis, not the read timeout
 
 
+@shared_backend
+def test_status_and_tool_events_resume_gapless_on_another_instance(two_instances):
+    """The demo model runs two tools; a client that breaks off after the first status
+    picks up on the other server: the statuses and tool events are there, in order."""
+    first, second = two_instances
+    thread_id = first.new_thread()
+    response = first.open_stream(thread_id, "What time is it, and what is 6*7?")
+    events = read_stream(response)
+    seen = [next(events) for _ in range(3)]  # start, message_saved, status (connecting)
+    response.close()
+    stream_id = seen[0].data["stream_id"]
+    everything = seen + list(read_stream(second.resume(stream_id, seen[-1].id)))
+    assert [e.id for e in everything] == list(range(1, len(everything) + 1))
+    stages = [e.data["stage"] for e in everything if e.event == "status"]
+    assert stages == ["connecting", "tool_running", "step", "connecting"]
+    results = {e.data["name"]: e.data for e in everything if e.event == "tool_result"}
+    assert results["calculator"]["result"] == "42" and "current_time" in results
+    assert text_of(everything) == second.messages(thread_id)[1]["content"]
+    replay = list(read_stream(second.resume(stream_id, 0)))
+    assert [(e.id, e.event, e.data) for e in replay] == [(e.id, e.event, e.data)
+                                                        for e in everything]
+
+
 # --- crashes -------------------------------------------------------------------------
 
 def test_a_killed_worker_leaves_an_interrupted_message_with_its_checkpointed_text(

@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from .browser import answer, ask, wait_until_done
+from .browser import answer, ask, save_screenshot, wait_until_done
 
 
 # The page does not depend on the storage backend: one is enough here.
@@ -71,6 +71,7 @@ def test_server_tools_run_on_cards_under_a_status_line_and_survive_a_reload(page
     wait_until_done(page)
     expect(answer(page).get_by_role("status")).to_have_count(0)  # gone once the answer ends
     expect(answer(page).locator(".body")).not_to_be_empty()
+    save_screenshot(page, "tool-cards.png")
 
     thread_id = thread_id_of(page)
     page.reload()

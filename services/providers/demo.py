@@ -98,8 +98,9 @@ def _after_tools(messages: tuple[ChatMessage, ...]) -> str | None:
 
 
 def _calls_preamble(calls: tuple[ToolCall, ...]) -> str:
-    names = ", ".join(f"`{call.name}`" for call in calls)
-    return f"Let me ask Sluice's {names} tool{'s' if len(calls) > 1 else ''}."
+    names = [f"`{name}`" for name in dict.fromkeys(call.name for call in calls)]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"Let me ask Sluice's {listed} tool{'s' if len(names) > 1 else ''}."
 
 
 def demo_answer(request: ChatRequest) -> str:
