@@ -154,6 +154,7 @@ async function runStreamed(operation, body) {
         ui.output.hidden = false;
         ui.output.textContent += data.content;
       },
+      onStatus: (data) => { ui.status.textContent = data.message; }, // waiting, retrying…
       onError: (data) => showError(data.message),
     },
   });
