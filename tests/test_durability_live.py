@@ -99,7 +99,7 @@ def test_cancel_through_another_instance_cuts_an_upstream_that_has_not_started_i
         two_instances, fake_openai, phase):
     first, second = two_instances
     everything, took = cancel_while_silent(first, fake_openai, phase, cancel_through=second)
-    assert [e.event for e in everything] == ["start", "message_saved", "done"]
+    assert [e.event for e in everything] == ["start", "message_saved", "status", "done"]
     assert took < 1  # relayed through Redis, not the read timeout
 
 

@@ -142,6 +142,8 @@ def test_event_ids_are_ascii_digits_or_a_400(hostile_server, probe, unchanged, r
     if as_header:
         if not raw.strip():
             return  # an empty Last-Event-ID means "from the start"
+        if any(c in raw for c in "\r\n\0") or raw != raw.lstrip():
+            return  # no HTTP client sends such a header (requests refuses to)
         response = requests.get(hostile_server.url + path, timeout=30,
                                 headers={"Last-Event-ID": raw.encode("utf-8")})
     else:

@@ -153,6 +153,11 @@ def test_runs_are_listed_newest_first_and_filtered(client):
     assert client.get("/api/v1/operations/runs?status=complete&limit=1").get_json()["runs"] \
         == runs[:1]
     assert client.get("/api/v1/operations/runs?status=bogus").status_code == 400
+    assert client.get("/api/v1/operations/runs?operation=nobody").get_json()["runs"] == []
+    for bad in ("tr%00anslate", "Translate", "x" * 65):  # PostgreSQL refuses NUL in text
+        response = client.get(f"/api/v1/operations/runs?operation={bad}")
+        error = response.get_json()["error"]
+        assert response.status_code == 400 and "'operation'" in error["message"]
 
 
 def test_an_operations_file_adds_operations(make_app, tmp_path):

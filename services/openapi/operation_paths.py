@@ -88,7 +88,8 @@ def _runs() -> dict[str, Any]:
         errors(own={400: ("invalid_parameter",)}), security=READ_SECURITY,
         parameters=[
             {"name": "operation", "in": "query", "required": False,
-             "schema": {"type": "string"}, "description": "Only this operation's runs."},
+             "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
+             "description": "Only this operation's runs (another name is `400`)."},
             {"name": "status", "in": "query", "required": False,
              "schema": {"enum": RUN_STATUSES}, "description": "Only runs in this status."},
             {"name": "limit", "in": "query", "required": False, "schema": limit,

@@ -24,7 +24,7 @@ from ..streaming import RunSpec, StreamRun, Streaming, to_client
 from ..streaming.leases import lease_until
 from ..streaming.records import AnswerRow
 from ..streaming.subscribe import follow
-from .definitions import Operation
+from .definitions import NAME, Operation
 from .inputs import check_input, input_schema
 from .prompts import TemplateFailed, render
 from .results import JsonResult, TextResult
@@ -160,6 +160,11 @@ def list_runs(session: Session, user: Identity, operation: str | None, status: s
               limit: int) -> list[OperationRun]:
     """The user's runs, newest first, optionally of one operation and one status."""
     status = one_of(status, RUN_STATUSES, "status")
+    if operation is not None and not NAME.fullmatch(operation):
+        # Checked, not just compared: a name no operation can have (a NUL byte, say)
+        # must not reach the database, where PostgreSQL would refuse the query.
+        raise ApiError(400, "invalid_parameter", "'operation' must be an operation's name "
+                       "(lowercase letters, digits, '_' and '-').", param="operation")
     query = select(OperationRun).where(OperationRun.user_id == user.id)
     if operation is not None:
         query = query.where(OperationRun.operation == operation)
