@@ -29,6 +29,14 @@ refuse it, while many compatible servers know only `max_tokens`. Unset, it is
 
 A request may lower the four limits (`"limits"`), never raise them.
 
+    [models."ollama/llama3.1"]
+    context_window = 131072            # tokens the model reads and writes in all
+    output_reserve = 2048              # of them, kept free for the answer
+
+Unset, `context_window` and `output_reserve` come from the provider family's
+defaults (services/context/budget.py); `output_reserve` falls back to `max_tokens`
+first, as an answer may take that many.
+
 A model's entry overrides the global settings for that model only. Models in the
 file are listed by `GET /api/v1/models`.
 """
@@ -82,6 +90,8 @@ class ModelSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tools: tuple[str, ...] = ()  # server tools offered on every request to this model
     limits: AnswerLimits = field(default_factory=AnswerLimits)
+    context_window: int | None = None  # tokens; None: the family's default
+    output_reserve: int | None = None  # tokens kept for the answer; None: see above
 
     @property
     def answer_limits(self) -> AnswerLimits:
@@ -115,7 +125,8 @@ _RETRY_KEYS = {"retry_attempts": "attempts", "retry_base_seconds": "base_seconds
 _LIMIT_KEYS = {"max_rounds": ("rounds", int), "max_tool_calls": ("tool_calls", int),
                "max_seconds": ("seconds", (int, float))}
 _PLAIN_KEYS = {"base_url": str, "api_key": str, "temperature": (int, float),
-               "max_tokens": int, "max_tokens_field": str, "streaming": bool}
+               "max_tokens": int, "max_tokens_field": str, "streaming": bool,
+               "context_window": int, "output_reserve": int}
 _CHOICES = {"max_tokens_field": ("max_completion_tokens", "max_tokens")}
 
 
@@ -173,9 +184,19 @@ def _model_entry(model_id: str, entry: Mapping[str, Any], base: ModelSettings) -
                             "fallbacks", "tools"])
             raise CatalogError(f"models file: {model_id}.{key} is not a setting; "
                                f"known: {', '.join(known)}")
+    _check_window(model_id, plain.get("context_window"), plain.get("output_reserve"))
     return replace(base, id=model_id, timeouts=replace(base.timeouts, **timeouts),
                    retry=replace(base.retry, **retry), limits=replace(base.limits, **limits),
                    **plain)
+
+
+def _check_window(model_id: str, window: int | None, reserve: int | None) -> None:
+    """A window must leave room for the prompt once the answer's share is kept."""
+    if window is not None and window < 1:
+        raise CatalogError(f"models file: {model_id}.context_window must be at least 1")
+    if window is not None and reserve is not None and reserve >= window:
+        raise CatalogError(f"models file: {model_id}.output_reserve must be less than "
+                           f"its context_window ({window})")
 
 
 def load_models_file(text: str, base: ModelSettings) -> dict[str, ModelSettings]:
