@@ -61,11 +61,19 @@ TOOL_CALL = closed({
                "description": "Where its round's text ends in the message's `content`."},
 }, optional=("server", "step", "offset"))
 
+THREAD_SUMMARY = closed({
+    "content": {"type": "string", "description": "The summary's text."},
+    "upto_message_id": sluice_id("msg", "The last message it covers."),
+    "created_at": TIMESTAMP,
+}, description="What the thread said up to a message, sent to the model instead of those "
+               "messages once the thread outgrew its window; they stay stored and listed.")
+
 THREAD = closed({
     "id": sluice_id("thr", "The thread's id."),
     "title": nullable({"type": "string", "maxLength": 200}),
     "model": nullable({**MODEL_ID, "description": "This thread's model; null: the default."}),
     "system": nullable({"type": "string", "description": "The system prompt."}),
+    "summary": nullable(ref("ThreadSummary")),
     "created_at": TIMESTAMP,
     "updated_at": TIMESTAMP,
 })
@@ -208,7 +216,7 @@ LOGIN: Schema = {"type": "object", "required": ["name", "password"], "properties
     "name": {"type": "string"}, "password": {"type": "string"}}}
 
 COMPONENTS: dict[str, Schema] = {
-    "Error": ERROR, "Thread": THREAD, "Message": MESSAGE, "MessageError": MESSAGE_ERROR,
+    "Error": ERROR, "Thread": THREAD, "ThreadSummary": THREAD_SUMMARY, "Message": MESSAGE, "MessageError": MESSAGE_ERROR,
     "Usage": USAGE, "Metrics": METRICS, "ToolCall": TOOL_CALL, "User": USER,
     "Identity": IDENTITY, "Key": KEY, "Model": MODEL, "ThreadFields": THREAD_FIELDS,
     "Reply": REPLY, "FunctionTool": FUNCTION_TOOL, "ToolResult": TOOL_RESULT,

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import ConfigError
 from .models import Base, Message, Thread
+from .summaries import ThreadSummary
 from .work import WebhookAttempt, Job, OperationRun, WebhookSecret
 
 __all__ = ["Base", "Database", "WebhookAttempt", "Job", "Message", "OperationRun", "Thread",
-           "WebhookSecret", "init_app", "request_session"]
+           "ThreadSummary", "WebhookSecret", "init_app", "request_session"]
 
 EXTENSION = "sluice.db"
 

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    from .summaries import ThreadSummary
 
 
 def new_id(prefix: str) -> str:
@@ -95,6 +98,9 @@ class Thread(Base):
     messages: Mapped[list[Message]] = relationship(
         back_populates="thread", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Message.position")
+    # The latest summary of its earlier messages (storing one replaces the one before,
+    # which it covers); loaded with the thread, as every view of a thread shows it.
+    summary: Mapped[ThreadSummary | None] = relationship(viewonly=True, lazy="selectin")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +108,7 @@ class Thread(Base):
             "title": self.title,
             "model": self.model,
             "system": self.system,
+            "summary": self.summary.to_dict() if self.summary else None,
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
         }
