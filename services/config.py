@@ -95,6 +95,11 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # The queue's name (its Redis keys, or its SQLite file in the instance folder);
         # deployments that share a Redis need different names.
         "SLUICE_JOB_QUEUE": "sluice-jobs",
+        # A thread's history is summarized once it takes more than this share of the
+        # model's budget (its window less the answer's reserve).
+        "SLUICE_SUMMARY_SHARE": 0.75,
+        # The (cheaper) model that writes summaries; empty: the thread's own model.
+        "SLUICE_SUMMARY_MODEL": "",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # `Host` values served besides the loopback names, which always are
         # ("*": any; ".example.com": it and its subdomains).
@@ -125,6 +130,17 @@ def _number(name: str, cast: Callable[[str], Any]) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _share(raw: str) -> float:
+    """A share of something, above 0 and at most 1."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number between 0 and 1, got {raw!r}") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"must be above 0 and at most 1, got {raw!r}")
+    return value
 
 
 def _count(name: str) -> Callable[[str], int]:
@@ -230,6 +246,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
         "SLUICE_JOB_CONCURRENCY", _number("SLUICE_JOB_CONCURRENCY", int)),
     "SLUICE_JOB_ATTEMPTS": ("SLUICE_JOB_ATTEMPTS", _number("SLUICE_JOB_ATTEMPTS", int)),
     "SLUICE_JOB_QUEUE": ("SLUICE_JOB_QUEUE", _queue_name),
+    "SLUICE_SUMMARY_SHARE": ("SLUICE_SUMMARY_SHARE", _share),
+    "SLUICE_SUMMARY_MODEL": ("SLUICE_SUMMARY_MODEL", str),
     "SLUICE_MAX_REQUEST_BYTES": ("MAX_CONTENT_LENGTH", _number("SLUICE_MAX_REQUEST_BYTES", int)),
     "SLUICE_ALLOWED_HOSTS": ("SLUICE_ALLOWED_HOSTS", _name_list),
     "SLUICE_ALLOWED_ORIGINS": ("SLUICE_ALLOWED_ORIGINS", _origin_list),
