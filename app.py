@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from blueprints import (auth as auth_views, chat, health, jobs as job_views, models,
                         openai_compat, openapi, operations as operation_views, pages, streams)
 from blueprints.errors import register_error_handlers
-from services import (auth, jobs, metrics, operations, providers, ratelimit, storage, streaming,
-                      tools, web)
+from services import (auth, context, jobs, metrics, operations, providers, ratelimit, storage,
+                      streaming, tools, web)
 from services.auth.cli import init_cli
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     storage.init_app(app)
     auth.init_app(app)
     providers.init_app(app)
+    context.init_app(app)
     metrics.init_app(app)
     tools.init_app(app)
     streaming.init_app(app, observer=metrics.recorder(app))
