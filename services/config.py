@@ -116,6 +116,10 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "SLUICE_WEBHOOK_ALLOW_PRIVATE": "off",
         # Seconds before each retry of a webhook delivery; after the last, it has failed.
         "SLUICE_WEBHOOK_RETRY_SECONDS": DEFAULT_RETRY_SECONDS,
+        # "on": after an answer, a model picks durable facts about the user out of the
+        # exchange and stores them as memories (services/memory); each user sees and can
+        # delete every one. Off by default: it is a second model call per answer.
+        "SLUICE_MEMORY_EXTRACTION": "off",
     }
 
 
@@ -256,6 +260,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PROMETHEUS_MULTIPROC_DIR": ("PROMETHEUS_MULTIPROC_DIR", str),
     "SLUICE_WEBHOOK_ALLOW_PRIVATE": ("SLUICE_WEBHOOK_ALLOW_PRIVATE", _on_off),
     "SLUICE_WEBHOOK_RETRY_SECONDS": ("SLUICE_WEBHOOK_RETRY_SECONDS", parse_schedule),
+    "SLUICE_MEMORY_EXTRACTION": ("SLUICE_MEMORY_EXTRACTION", _on_off),
 }
 
 

@@ -52,6 +52,7 @@ def test_environment_settings_are_parsed():
     ("SLUICE_CHECKPOINT_SECONDS", "0"),
     ("SLUICE_AUTH", "maybe"),
     ("SLUICE_WEBHOOK_ALLOW_PRIVATE", "yes"),
+    ("SLUICE_MEMORY_EXTRACTION", "sometimes"),
     ("SLUICE_WEBHOOK_RETRY_SECONDS", "5,soon"),
     ("SLUICE_WEBHOOK_RETRY_SECONDS", "5,0"),
 ])

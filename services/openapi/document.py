@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import (account_paths, chat_paths, compat_paths, events, job_paths, operation_paths,
-               schemas)
+from . import (account_paths, chat_paths, compat_paths, events, job_paths, memory_paths,
+               operation_paths, schemas)
 from .builders import READ_SECURITY
 
 OVERVIEW = """\
@@ -31,6 +31,7 @@ TAGS = [
     {"name": "operations", "description": "AI operations: a form's input in, a checked result "
                                           "out."},
     {"name": "jobs", "description": "Background work, its webhook, and the signing secret."},
+    {"name": "memories", "description": "Facts Sluice keeps about you across threads."},
     {"name": "models", "description": "What this server can answer with."},
     {"name": "accounts", "description": "Who you are, API keys, the cookie session."},
     {"name": "openai", "description": "OpenAI's wire format, for its SDKs and tools."},
@@ -60,10 +61,11 @@ def build_document() -> dict[str, Any]:
         "tags": TAGS,
         "security": READ_SECURITY,
         "paths": {**chat_paths.paths(), **operation_paths.paths(), **job_paths.paths(),
-                  **account_paths.paths(), **compat_paths.paths()},
+                  **memory_paths.paths(), **account_paths.paths(), **compat_paths.paths()},
         "components": {
             "schemas": {**schemas.COMPONENTS, **events.COMPONENTS, **operation_paths.COMPONENTS,
-                        **job_paths.COMPONENTS, **compat_paths.COMPONENTS},
+                        **job_paths.COMPONENTS, **memory_paths.COMPONENTS,
+                        **compat_paths.COMPONENTS},
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

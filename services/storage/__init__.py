@@ -16,12 +16,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import ConfigError
+from .memories import Memory
 from .models import Base, Message, Thread
 from .summaries import ThreadSummary
 from .work import WebhookAttempt, Job, OperationRun, WebhookSecret
 
-__all__ = ["Base", "Database", "WebhookAttempt", "Job", "Message", "OperationRun", "Thread",
-           "ThreadSummary", "WebhookSecret", "init_app", "request_session"]
+__all__ = ["Base", "Database", "WebhookAttempt", "Job", "Memory", "Message", "OperationRun",
+           "Thread", "ThreadSummary", "WebhookSecret", "init_app", "request_session"]
 
 EXTENSION = "sluice.db"
 

@@ -1,0 +1,94 @@
+// The Memory panel: the facts Sluice keeps about the user (GET /api/v1/memories), each
+// editable and deletable, and a form to add one. Everything shown is set as text.
+import { element } from "./answer-view.js";
+
+const $ = (selector) => document.querySelector(selector);
+const ui = {
+  open: $("#open-memory"), dialog: $("#memory-dialog"), form: $("#memory-new"),
+  content: $("#memory-content"), list: $("#memory-list"), empty: $("#memory-empty"),
+  error: $("#memory-error"),
+};
+// With SLUICE_AUTH=on, a state-changing request echoes the session's CSRF token (as app.js).
+const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+async function call(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  if (body) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new Error(data?.error?.message || `HTTP ${response.status}`);
+  return data;
+}
+
+function showError(message) {
+  ui.error.textContent = message;
+  ui.error.hidden = !message;
+}
+
+/** Runs a change, shows its error if it fails, and shows the list again either way. */
+async function change(action) {
+  showError("");
+  try {
+    await action();
+  } catch (error) {
+    showError(error.message);
+  }
+  await showMemories();
+}
+
+function button(text, onClick, className = "") {
+  const node = element("button", className, text);
+  node.type = "button";
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+function editor(row, memory) {
+  const input = element("textarea", "memory-edit");
+  input.value = memory.content;
+  input.maxLength = 1000;
+  input.rows = 2;
+  input.setAttribute("aria-label", "Memory");
+  const save = button("Save", () => change(() => call(
+    "PATCH", `/api/v1/memories/${encodeURIComponent(memory.id)}`, { content: input.value })),
+  "primary");
+  row.replaceChildren(input, save, button("Cancel", () => showMemories()));
+  input.focus();
+}
+
+function memoryRow(memory) {
+  const row = element("li", "memory-row");
+  row.dataset.id = memory.id;
+  const text = element("span", "memory-content", memory.content);
+  const source = element("span", "details", memory.source === "extracted" ? "noted from a chat" : "");
+  row.append(text, source,
+    button("Edit", () => editor(row, memory)),
+    button("Delete", () => change(() => call(
+      "DELETE", `/api/v1/memories/${encodeURIComponent(memory.id)}`)), "danger"));
+  return row;
+}
+
+async function showMemories() {
+  try {
+    const { memories } = await call("GET", "/api/v1/memories");
+    ui.list.replaceChildren(...memories.map(memoryRow));
+    ui.empty.hidden = memories.length > 0;
+  } catch (error) {
+    showError(`Could not load the memories: ${error.message}`);
+  }
+}
+
+ui.open.addEventListener("click", () => {
+  showError("");
+  ui.dialog.showModal();
+  showMemories(); // each time: a chat may have added one ("remember that …")
+});
+
+ui.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  change(async () => {
+    await call("POST", "/api/v1/memories", { content: ui.content.value });
+    ui.content.value = "";
+  });
+});
