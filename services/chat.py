@@ -15,9 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .auth import Identity
-from .conversation import history, message_row, pending_tool_calls, store_tool_round
+from .context import budget_for
+from .context.thread import ThreadContext, summarizer, system_prompt, thread_context
+from .conversation import message_row, pending_tool_calls, store_tool_round
 from .errors import ApiError
 from .fields import answer_limits, model_chain, model_field, optional_text
+from .memory import remember, remembered
 from .providers import ChatRequest, ProviderRegistry, ResolvedModel, ToolSpec
 from .providers.catalog import AnswerLimits
 from .storage import Message, Thread
@@ -183,13 +186,26 @@ def _thread_changes(thread: Any, reply: ReplyInput, now: Any) -> dict[str, Any]:
     return changes
 
 
-def _launch(core: Streaming, user: Identity, thread: Any, thread_id: str,
-            earlier: Sequence[Any], inputs: list[Message], candidates: tuple[ResolvedModel, ...],
+def _context(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
+             thread: Any, thread_id: str, messages: Sequence[Any],
+             model: ResolvedModel, reply: ReplyInput) -> tuple[ThreadContext, Any]:
+    """The reply's history fitted to `model` (a 400 if it cannot fit, before anything is
+    stored), and the run's preparation that summarizes a long thread."""
+    settings = core.context
+    system = system_prompt(session, user, thread.system, model.id, budget_for(model.settings))
+    found = thread_context(session.connection(), thread_id, system, messages, model,
+                           reply.tools, settings.calibration)
+    summary_model = model_chain(providers, settings.summary_model)[0] \
+        if settings.summary_model else model
+    return found, summarizer(found, core.db, settings.summary_share, summary_model)
+
+
+def _launch(core: Streaming, user: Identity, thread_id: str, found: ThreadContext,
+            prepare: Any, inputs: list[Message], candidates: tuple[ResolvedModel, ...],
             reply: ReplyInput, assistant: dict[str, Any], on_end: Any, on_finish: Any = None,
             prelude: tuple[Any, ...] = ()) -> StreamRun:
     """Start the producer of a stored, empty assistant message."""
-    request = ChatRequest(model="", messages=history(thread.system, [*earlier, *inputs]),
-                          tools=reply.tools)
+    request = ChatRequest(model="", messages=found.messages, tools=reply.tools)
     message_id = assistant["id"]
     toolbox = core.tools
 
@@ -202,7 +218,7 @@ def _launch(core: Streaming, user: Identity, thread: Any, thread_id: str,
     spec = RunSpec(stream_id=assistant["stream_id"], answer=AnswerRow.message(message_id),
                    thread_id=thread_id, candidates=candidates, request=request,
                    saved_messages=tuple(m.to_dict() for m in inputs), on_finish=on_finish,
-                   prelude=prelude, tools=tools, limits=reply.limits)
+                   prelude=prelude, tools=tools, limits=reply.limits, prepare=prepare)
     return core.runs.start(spec, on_end=on_end)
 
 
@@ -231,6 +247,9 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     _check_idle(core, thread_id)
     earlier = _earlier(connection, thread_id)
     rows = _request_rows(reply, earlier, thread_id)
+    inputs = [Message(**row) for row in rows]  # never added to the session: plain values
+    found, prepare = _context(session, providers, core, user, thread, thread_id,
+                              [*earlier, *inputs], candidates[0], reply)
     assistant = _assistant_row(core, thread_id, rows[-1]["position"] + 1, candidates[0].id)
     give_back = core.take_slots(user.id, user.key_id, user.key_max_streams,
                                 assistant["stream_id"])
@@ -240,8 +259,8 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     except BaseException:
         give_back()  # nothing was stored: the slot is free again
         raise
-    inputs = [Message(**row) for row in rows]  # never added to the session: plain values
-    return _launch(core, user, thread, thread_id, earlier, inputs, candidates, reply,
+    _remember(session, user, reply)
+    return _launch(core, user, thread_id, found, prepare, inputs, candidates, reply,
                    assistant, give_back)
 
 
@@ -276,18 +295,28 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
     candidates = model_chain(providers, options.get("model") or thread.model
                              or providers.default_model)
     _check_idle(core, thread_id)
+    tools, server_tools = parse_tools(options.get("tools"), core.tools.registry)
+    reply = ReplyInput(content=None, model=None, tools=tools, server_tools=server_tools,
+                       tool_results=None).with_limits(options, candidates[0])
     earlier = _earlier(connection, thread_id, upto=request_message.position)
+    found, prepare = _context(session, providers, core, user, thread, thread_id, earlier,
+                              candidates[0], reply)
     last = connection.execute(select(_MESSAGES.c.position).where(_MESSAGES.c.thread_id == thread_id)
                               .order_by(_MESSAGES.c.position.desc()).limit(1)).scalar_one()
     assistant = _assistant_row(core, thread_id, last + 1, candidates[0].id, stream_id)
     _store_start(session, connection, thread_id, [assistant],
                  {"updated_at": assistant["created_at"]})
-    tools, server_tools = parse_tools(options.get("tools"), core.tools.registry)
-    reply = ReplyInput(content=None, model=None, tools=tools, server_tools=server_tools,
-                       tool_results=None).with_limits(options, candidates[0])
-    run = _launch(core, user, thread, thread_id, earlier, [], candidates, reply, assistant,
+    run = _launch(core, user, thread_id, found, prepare, [], candidates, reply, assistant,
                   on_end, on_finish, prelude)
     return run, assistant["id"]
+
+
+def _remember(session: Session, user: Identity, reply: ReplyInput) -> None:
+    """A user message that asks Sluice to remember something ("remember that …") keeps
+    it among the user's memories, for this answer and every later one."""
+    fact = remembered(reply.content) if reply.content else None
+    if fact is not None:
+        remember(session, user, fact)
 
 
 def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,

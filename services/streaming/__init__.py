@@ -13,6 +13,7 @@ from flask import Flask
 
 from ..config import ConfigError
 from ..storage import database
+from ..context import context
 from ..tools import toolbox
 from .core import EXTENSION, Streaming, streaming
 from .event_log import EventLog, MemoryEventLog
@@ -56,7 +57,7 @@ def init_app(app: Flask, observer: StreamObserver = NO_OBSERVER) -> None:
     runs = RunManager(log, db, config["SLUICE_CHECKPOINT_SECONDS"], lease, observer)
     runs.start_background()
     core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client,
-                     observer=observer, tools=toolbox(app))
+                     observer=observer, tools=toolbox(app), context=context(app))
     core.keeper = LeaseKeeper(db, log, runs.stream_ids, lease)
     core.keeper.start()
     core.stalled = StalledClients(config["SLUICE_SEND_TIMEOUT"])

@@ -43,6 +43,7 @@ class Streaming:
     draining: threading.Event = field(default_factory=threading.Event)
     observer: StreamObserver = NO_OBSERVER  # metrics (services/metrics)
     tools: Any = None  # the tools Sluice runs itself (a services.tools.Toolbox)
+    context: Any = None  # token calibration and summary settings (services.context)
 
     def ensure_accepting(self) -> None:
         """A 503 unless a new answer may start now: not while this server shuts down, nor

@@ -82,6 +82,7 @@ class StreamRun:
         self._model = spec.candidates[0]
         self._round_output = False  # the current round has shown something
         self.answer = Answer()
+        self.request = spec.request  # as prepared (_prepare), before each round's additions
         self.rounds = ToolRounds(spec, self.answer, self.db, self._halt)
         self._result: dict[str, Any] = {}  # an operation's result and repaired text
 
@@ -144,6 +145,9 @@ class StreamRun:
 
     def _generate(self) -> Outcome:
         """The first round with fallbacks, then a round after each round of server tools."""
+        self._prepare()
+        if self._halt.is_set():
+            return self._halted(None)
         outcome = self._round(self.spec.candidates)
         while outcome.status == "complete" and outcome.finish_reason == "tool_calls":
             step = self.rounds.after_round(self._model, self.status, self._emit)
@@ -224,7 +228,7 @@ class StreamRun:
         self._arm_first_token_timer(candidate.settings.timeouts.first_token)
         upstream: ProviderStream | None = None
         try:
-            upstream = self._open(candidate, self.spec.request)
+            upstream = self._open(candidate, self.request)
             for event in upstream:
                 self._apply(event)
         except ProviderError:
@@ -265,12 +269,18 @@ class StreamRun:
         wrong. Its text is collected, not streamed; None if the call failed."""
         self.status("retrying", "The answer was not valid; asking the model to correct it.",
                     reason="invalid_output", attempt=2)
-        request = replace(self.spec.request, messages=(
-            *self.spec.request.messages, ChatMessage("assistant", "".join(self.answer.text)),
+        request = replace(self.request, messages=(
+            *self.request.messages, ChatMessage("assistant", "".join(self.answer.text)),
             ChatMessage("user", prompt)))
+        return self._collect_text(self._model, request, "repair")
+
+    def _collect_text(self, model: ResolvedModel, request: ChatRequest,
+                      purpose: str) -> str | None:
+        """A call whose text is collected, not streamed (a repair, a summary); its usage
+        counts toward the answer's. None if it failed or the answer was stopped."""
         pieces: list[str] = []
         try:
-            upstream = self._open(self._model, request)
+            upstream = self.upstream.open(model, model.request(request), self._stopping)
             try:
                 for event in upstream:
                     if isinstance(event, TextDelta):
@@ -280,9 +290,22 @@ class StreamRun:
             finally:
                 self.upstream.release(upstream)
         except ProviderError as exc:
-            logger.info("stream %s: the repair call failed (%s)", self.spec.stream_id, exc.code)
+            logger.info("stream %s: the %s call failed (%s)", self.spec.stream_id, purpose,
+                        exc.code)
             return None
         return None if self._halt.is_set() else "".join(pieces)
+
+    def _prepare(self) -> None:
+        """The request's own preparation, in the producer: it may replace the messages
+        (a long thread's history, summarized), telling readers with `status` events."""
+        if self.spec.prepare is None:
+            return
+        def complete(model: ResolvedModel, messages: tuple[ChatMessage, ...]) -> str | None:
+            return self._collect_text(model, ChatRequest(model="", messages=messages),
+                                      "preparation")
+        messages = self.spec.prepare(self.status, complete)
+        if messages is not None:
+            self.request = replace(self.request, messages=messages)
 
     # --- events ---------------------------------------------------------------------
 
