@@ -16,10 +16,11 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import ConfigError
+from .documents import Document, DocumentChunk, ThreadDocument
 from .models import Base, Message, Thread
 from .work import WebhookAttempt, Job, OperationRun, WebhookSecret
 
-__all__ = ["Base", "Database", "WebhookAttempt", "Job", "Message", "OperationRun", "Thread",
+__all__ = ["Base", "Database", "Document", "DocumentChunk", "ThreadDocument", "WebhookAttempt", "Job", "Message", "OperationRun", "Thread",
            "WebhookSecret", "init_app", "request_session"]
 
 EXTENSION = "sluice.db"
