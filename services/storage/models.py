@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    from .documents import ThreadDocument
 
 
 def new_id(prefix: str) -> str:
@@ -95,6 +98,10 @@ class Thread(Base):
     messages: Mapped[list[Message]] = relationship(
         back_populates="thread", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Message.position")
+    # The documents its answers search (storage/documents.py); none: all the user's.
+    attachments: Mapped[list[ThreadDocument]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="ThreadDocument.document_id")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +109,7 @@ class Thread(Base):
             "title": self.title,
             "model": self.model,
             "system": self.system,
+            "documents": [attachment.document_id for attachment in self.attachments],
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
         }

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("error", sa.Text()),
         sa.Column("chunk_count", sa.Integer(), nullable=False),
+        sa.Column("upload", sa.LargeBinary()),
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_documents_user_created", "documents", ["user_id", "created_at"])
