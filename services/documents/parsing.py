@@ -3,8 +3,9 @@
 Every failure is a `DocumentError` whose message a user can act on. A PDF is the one
 format that can attack its reader (streams that inflate to gigabytes, page trees of
 millions of pages, malformed objects that send the parser into odd corners), so its
-reading is capped three ways: pages, extracted text, and time; pypdf's own limits on
-decompressed stream sizes are lowered to match.
+reading is capped three ways: pages, extracted text, and time; pypdf's own limits
+(its `Configuration`: decompressed stream sizes, page tree size) are lowered to match,
+for this reading only.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from bs4 import BeautifulSoup, NavigableString
-from pypdf import PdfReader, filters
+from pypdf import PdfReader, apply_configuration
 
 MAX_PDF_PAGES = 500
 MAX_TEXT_CHARS = 5 * 1024 * 1024
@@ -23,11 +24,12 @@ MAX_PDF_SECONDS = 20.0
 # One decompressed PDF stream may not exceed this (pypdf's default is 75 MB): a page's
 # text never needs more, and a zip bomb stops here instead of filling memory.
 MAX_STREAM_BYTES = 16 * 1024 * 1024
-for _limit in ("ZLIB_MAX_OUTPUT_LENGTH", "LZW_MAX_OUTPUT_LENGTH",
-               "RUN_LENGTH_MAX_OUTPUT_LENGTH", "MAX_ARRAY_BASED_STREAM_OUTPUT_LENGTH",
-               "MAX_DECLARED_STREAM_LENGTH"):
-    if getattr(filters, _limit, 0) > MAX_STREAM_BYTES:
-        setattr(filters, _limit, MAX_STREAM_BYTES)
+PDF_LIMITS = {name: MAX_STREAM_BYTES for name in (
+    "maximum_declared_stream_length", "array_based_stream_maximum_output_length",
+    "jbig2_maximum_output_length", "lzw_maximum_output_length",
+    "run_length_maximum_output_length", "zlib_maximum_output_length",
+    "brotli_maximum_output_length", "image_maximum_buffer_size")}
+PDF_LIMITS["page_tree_maximum_entries"] = 10 * MAX_PDF_PAGES
 
 # pypdf logs every oddity of a malformed file as a warning; the document's error says it.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -124,26 +126,31 @@ def _pdf_text(data: bytes) -> str:
         raise DocumentError("The file is not a PDF (it does not begin with %PDF).")
     deadline = time.monotonic() + MAX_PDF_SECONDS
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise DocumentError("The PDF is encrypted with a password.")
-        pages = len(reader.pages)
-        if pages > MAX_PDF_PAGES:
-            raise DocumentError(f"The PDF has {pages} pages; at most {MAX_PDF_PAGES} are read.")
-        texts, total = [], 0
-        for page in reader.pages:
-            text = page.extract_text() or ""
-            total += len(text)
-            if total > MAX_TEXT_CHARS:
-                raise DocumentError(f"The PDF holds more than {MAX_TEXT_CHARS} characters of "
-                                    "text; split it into smaller files.")
-            if time.monotonic() > deadline:
-                raise DocumentError(f"Reading the PDF took longer than {MAX_PDF_SECONDS:.0f} s.")
-            texts.append(text)
+        with apply_configuration(**PDF_LIMITS):
+            return _read_pages(PdfReader(io.BytesIO(data), strict=False), deadline)
     except DocumentError:
         raise
     except Exception as exc:  # noqa: BLE001 - hostile input can break pypdf anywhere
         raise DocumentError(f"The PDF could not be read: {_reason(exc)}") from exc
+
+
+def _read_pages(reader: PdfReader, deadline: float) -> str:
+    """Each page's text, refusing past the page, text and time caps."""
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise DocumentError("The PDF is encrypted with a password.")
+    pages = len(reader.pages)
+    if pages > MAX_PDF_PAGES:
+        raise DocumentError(f"The PDF has {pages} pages; at most {MAX_PDF_PAGES} are read.")
+    texts, total = [], 0
+    for page in reader.pages:
+        text = page.extract_text() or ""
+        total += len(text)
+        if total > MAX_TEXT_CHARS:
+            raise DocumentError(f"The PDF holds more than {MAX_TEXT_CHARS} characters of "
+                                "text; split it into smaller files.")
+        if time.monotonic() > deadline:
+            raise DocumentError(f"Reading the PDF took longer than {MAX_PDF_SECONDS:.0f} s.")
+        texts.append(text)
     return "\n\n".join(texts)
 
 

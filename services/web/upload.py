@@ -45,11 +45,15 @@ def read_uploaded_file(environ: dict[str, Any], limit: int, field: str = "file")
     except (HTTPException, ValueError) as exc:
         raise ApiError(400, "malformed_body", "The body is not valid multipart/form-data.") \
             from exc
-    upload = files.get(field)
-    if upload is None:
-        raise ApiError(400, "missing_file", f"Send the file in the multipart field {field!r}.",
-                       param=field)
-    data = upload.read()
+    try:
+        upload = files.get(field)
+        if upload is None:
+            raise ApiError(400, "missing_file", f"Send the file in the multipart field "
+                           f"{field!r}.", param=field)
+        data = upload.read()
+    finally:
+        for stored in files.values():
+            stored.close()  # the parser's temporary files
     if len(data) > limit:
         raise ApiError(413, "document_too_large", "The document is larger than this server "
                        f"accepts ({limit} bytes).")
