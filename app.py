@@ -10,11 +10,12 @@ import click
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from blueprints import (auth as auth_views, chat, health, jobs as job_views, memories, models,
-                        openai_compat, openapi, operations as operation_views, pages, streams)
+from blueprints import (auth as auth_views, chat, documents as document_views, health,
+                        jobs as job_views, memories, models, openai_compat, openapi,
+                        operations as operation_views, pages, streams)
 from blueprints.errors import register_error_handlers
-from services import (auth, context, jobs, memory, metrics, operations, providers, ratelimit,
-                      storage, streaming, tools, web)
+from services import (auth, context, documents, jobs, memory, metrics, operations, providers,
+                      ratelimit, storage, streaming, tools, web)
 from services.auth.cli import init_cli
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
@@ -43,9 +44,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     operations.init_app(app)
     jobs.init_app(app)
     memory.init_app(app)
+    documents.init_app(app)
 
     for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp,
-                      auth_views.bp, openapi.bp, operation_views.bp, job_views.bp, memories.bp):
+                      auth_views.bp, openapi.bp, operation_views.bp, job_views.bp, memories.bp,
+                      document_views.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     init_cli(app)

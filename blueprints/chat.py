@@ -34,8 +34,9 @@ def get_thread(thread_id: str) -> Response:
 
 @bp.patch("/<id:thread_id>")
 def rename_thread(thread_id: str) -> Response:
-    return jsonify({"thread": chat.rename_thread(request_session(), current_user(), thread_id,
-                                                  json_body()).to_dict()})
+    thread = chat.update_thread(request_session(), registry(), current_user(), thread_id,
+                                json_body())
+    return jsonify({"thread": thread.to_dict()})
 
 
 @bp.delete("/<id:thread_id>")

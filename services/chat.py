@@ -18,6 +18,7 @@ from .auth import Identity
 from .context import budget_for
 from .context.thread import ThreadContext, summarizer, system_prompt, thread_context
 from .conversation import message_row, pending_tool_calls, store_tool_round
+from .documents import attach_documents, parse_document_ids
 from .errors import ApiError
 from .fields import answer_limits, model_chain, model_field, optional_text
 from .memory import remember, remembered
@@ -47,7 +48,10 @@ def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
     if model is not None:
         model_chain(providers, model)
         user.check_model(model)
+    attached = parse_document_ids(body)
     thread = Thread(user_id=user.id, title=title, model=model, system=system)
+    if attached:
+        attach_documents(session, user, thread, attached)
     session.add(thread)
     session.commit()
     return thread
@@ -70,14 +74,29 @@ def get_thread(session: Session, user: Identity, thread_id: str) -> Thread:
     return thread
 
 
-def rename_thread(session: Session, user: Identity, thread_id: str,
-                  body: dict[str, Any]) -> Thread:
-    """Give a thread a new title (the only field a user edits)."""
+EDITABLE = ("title", "model", "system", "documents")
+
+
+def update_thread(session: Session, providers: ProviderRegistry, user: Identity,
+                  thread_id: str, body: dict[str, Any]) -> Thread:
+    """Change the fields the body names: `title` (never empty), `model` and `system` (null
+    clears them), `documents` (the attached documents, [] for none)."""
     thread = get_thread(session, user, thread_id)
-    title = optional_text(body, "title", 200)
-    if title is None or not title.strip():
-        raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")
-    thread.title = title.strip()
+    if "title" in body or not any(name in body for name in EDITABLE):
+        title = optional_text(body, "title", 200)
+        if title is None or not title.strip():
+            raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")
+        thread.title = title.strip()
+    if "model" in body:
+        thread.model = model_field(body)
+        if thread.model is not None:
+            model_chain(providers, thread.model)
+            user.check_model(thread.model)
+    if "system" in body:
+        thread.system = optional_text(body, "system")
+    attached = parse_document_ids(body)
+    if attached is not None:
+        attach_documents(session, user, thread, attached)
     session.commit()
     return thread
 

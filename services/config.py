@@ -101,6 +101,12 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # The (cheaper) model that writes summaries; empty: the thread's own model.
         "SLUICE_SUMMARY_MODEL": "",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # An uploaded document's largest size (`POST /api/v1/documents` only: every other
+        # request stays within SLUICE_MAX_REQUEST_BYTES).
+        "SLUICE_DOCUMENT_MAX_BYTES": 10 * 1024 * 1024,
+        # Documents larger than this are read and indexed by a background job (`202`);
+        # smaller ones at once, in the upload's request (`201`).
+        "SLUICE_DOCUMENT_INLINE_BYTES": 256 * 1024,
         # `Host` values served besides the loopback names, which always are
         # ("*": any; ".example.com": it and its subdomains).
         "SLUICE_ALLOWED_HOSTS": (),
@@ -253,6 +259,10 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SLUICE_SUMMARY_SHARE": ("SLUICE_SUMMARY_SHARE", _share),
     "SLUICE_SUMMARY_MODEL": ("SLUICE_SUMMARY_MODEL", str),
     "SLUICE_MAX_REQUEST_BYTES": ("MAX_CONTENT_LENGTH", _number("SLUICE_MAX_REQUEST_BYTES", int)),
+    "SLUICE_DOCUMENT_MAX_BYTES": (
+        "SLUICE_DOCUMENT_MAX_BYTES", _number("SLUICE_DOCUMENT_MAX_BYTES", int)),
+    "SLUICE_DOCUMENT_INLINE_BYTES": (
+        "SLUICE_DOCUMENT_INLINE_BYTES", _number("SLUICE_DOCUMENT_INLINE_BYTES", int)),
     "SLUICE_ALLOWED_HOSTS": ("SLUICE_ALLOWED_HOSTS", _name_list),
     "SLUICE_ALLOWED_ORIGINS": ("SLUICE_ALLOWED_ORIGINS", _origin_list),
     "SLUICE_METRICS_TOKEN": ("SLUICE_METRICS_TOKEN", _token),

@@ -28,6 +28,9 @@ def job_frames(session: Session, core: Streaming, user: Identity, job_id: str,
         stream_id = job.stream_id
         session.close()  # the response may wait and stream for minutes
         return _await_start(core, job_id, user.id, stream_id, after)
+    if job.kind == "document":
+        session.close()
+        return _document_frames(core, job.stream_id, after)
     if job.kind == "message" and job.message_id is None:
         session.close()
         return None  # cancelled before it ever ran: there is no stream
@@ -57,3 +60,13 @@ def _await_start(core: Streaming, job_id: str, user_id: str, stream_id: str,
         polls += 1
         if polls % max(1, round(core.ping_seconds / POLL_SECONDS)) == 0:
             yield PING
+
+
+def _document_frames(core: Streaming, stream_id: str, after: int) -> Iterator[bytes] | None:
+    """A `document` job's stream lives only in the log (nothing is stored to replay):
+    None once it is over and read, or gone from the log (the job's row says the end)."""
+    if not core.log.has(stream_id):
+        return None
+    if core.log.closed(stream_id) and not core.log.read(stream_id, after, 0).events:
+        return None
+    return follow(core.log, stream_id, after, core.ping_seconds)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from .. import chat
 from ..auth import Identity
+from ..documents.indexing_job import run_document_job
 from ..errors import ApiError
 from ..operations import runs as operation_runs
 from ..operations.definitions import Operation
@@ -38,6 +39,9 @@ ENDS = {"complete": "complete", "error": "failed", "cancelled": "cancelled"}
 WORKER_LOST = {"code": "worker_lost", "retryable": True,
                "message": "The workers running this job stopped before it was done, "
                           "too many times."}
+
+INDEXING_FAILED = {"code": "internal_error", "retryable": False,
+                   "message": "Indexing the document failed on the server."}
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,9 @@ class JobRunner:
         with self._lock:
             self._local[job.id] = stream_id
         on_end = self._ended_here(job.id)
+        if job.kind == "document":
+            self._index_document(job, stream_id, prelude, on_end)
+            return
         on_finish = self._finisher(job.id, stream_id)
         session = self.db.sessions()
         try:
@@ -138,6 +145,21 @@ class JobRunner:
             raise
         finally:
             session.close()
+
+    def _index_document(self, job: Job, stream_id: str, prelude: tuple[Any, ...],
+                        on_end: Callable[[], None]) -> None:
+        """A `document` job runs here, in the queue's worker: no provider, no run, only
+        the index, written with progress on the job's stream; it has no webhook."""
+        try:
+            self._link(job.id, stream_id)
+            status, result, error = run_document_job(self.db, self.core.log, job, stream_id,
+                                                     prelude)
+        except Exception:  # noqa: BLE001 - the job must end, whatever broke
+            logger.exception("job %s: indexing its document failed", job.id)
+            status, result, error = "failed", None, INDEXING_FAILED
+        finally:
+            on_end()
+        self.end(job.id, status, result, error, webhook=False)
 
     def _operation_run(self, session: Session, job: Job, stream_id: str) -> OperationRun:
         """The run this attempt fills: the queued one, or (after a lost worker) a fresh
@@ -195,16 +217,18 @@ class JobRunner:
         return status if self.end(job_id, status, result, error) else None
 
     def end(self, job_id: str, status: str, result: Any, error: Any,
-            from_status: tuple[str, ...] = ("running",)) -> bool:
-        """Record a job's end and make its webhook due now; False if it had ended already."""
+            from_status: tuple[str, ...] = ("running",), webhook: bool = True) -> bool:
+        """Record a job's end and make its webhook due now (unless it has none: a
+        `document` job); False if it had ended already."""
         now = utcnow()
         with self.db.transaction() as session:
             ended = session.execute(
                 update(Job).where(Job.id == job_id, Job.status.in_(from_status))
                 .values(status=status, result=result, error=error, finished_at=now,
-                        lease_expires_at=None, updated_at=now, webhook_status="pending",
-                        next_delivery_at=now)).rowcount == 1
-        if ended:
+                        lease_expires_at=None, updated_at=now,
+                        webhook_status="pending" if webhook else "none",
+                        next_delivery_at=now if webhook else None)).rowcount == 1
+        if ended and webhook:
             self.enqueue_delivery(job_id, 0)
         return ended
 

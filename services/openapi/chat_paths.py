@@ -33,7 +33,9 @@ def _threads() -> dict[str, Any]:
         "createThread", "Start a thread", "threads", {"201": with_links(
             _one_thread("The new, empty thread."), "thread_id", "/thread/id", "getThread",
             "renameThread", "listMessages", "sendMessage", "streamMessage", "deleteThread")},
-        errors(reads_body=True, changes=True, own={400: MODEL_CODES, 403: ("model_not_allowed",)}),
+        errors(reads_body=True, changes=True, own={400: (*MODEL_CODES, "document_failed"),
+                                                   403: ("model_not_allowed",),
+                                                   404: ("document_not_found",)}),
         body=json_body(ref("ThreadFields"), required=False), security=WRITE_SECURITY,
         description="Every field is optional; a model must be one this server serves."),
         "get": operation(
@@ -48,13 +50,20 @@ def _thread() -> dict[str, Any]:
         "getThread", "One thread", "threads", {"200": _one_thread("The thread.")},
         errors(own={404: THREAD_NOT_FOUND}), security=READ_SECURITY),
         "patch": operation(
-        "renameThread", "Rename a thread", "threads", {"200": _one_thread("The renamed thread.")},
-        errors(reads_body=True, changes=True, own={400: ("invalid_field",),
-                                                   404: THREAD_NOT_FOUND}),
-        body=json_body({"type": "object", "required": ["title"], "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}}}),
-        security=WRITE_SECURITY, description="The title is the only field a user edits; "
-                                             "it is stored without surrounding blanks."),
+        "renameThread", "Change a thread", "threads", {"200": _one_thread("The changed thread.")},
+        errors(reads_body=True, changes=True, own={
+            400: ("invalid_field", "unknown_model", "document_failed"),
+            403: ("model_not_allowed",), 404: (*THREAD_NOT_FOUND, "document_not_found")}),
+        body=json_body({"type": "object", "minProperties": 1, "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+            "model": {"type": ["string", "null"], "pattern": "\\S"},
+            "system": {"type": ["string", "null"]},
+            "documents": {"type": ["array", "null"], "maxItems": 100,
+                          "items": {"type": "string", "minLength": 1}}}}),
+        security=WRITE_SECURITY, description="Changes the fields the body names (`title`, "
+                                             "`model`, `system`, `documents`); a title is "
+                                             "stored without surrounding blanks, null clears "
+                                             "`model` and `system`."),
         "delete": operation(
         "deleteThread", "Delete a thread and its messages", "threads",
         {"204": {"description": "Deleted; a running answer in it was stopped first."}},

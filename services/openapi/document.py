@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import (account_paths, chat_paths, compat_paths, events, job_paths, memory_paths,
-               operation_paths, schemas)
+from . import (account_paths, chat_paths, compat_paths, document_paths, events, job_paths,
+               memory_paths, operation_paths, schemas)
 from .builders import READ_SECURITY
 
 OVERVIEW = """\
@@ -30,6 +30,7 @@ TAGS = [
     {"name": "streams", "description": "Answers by stream id: resume and stop."},
     {"name": "operations", "description": "AI operations: a form's input in, a checked result "
                                           "out."},
+    {"name": "documents", "description": "Your files, searched for the chunks answers cite."},
     {"name": "jobs", "description": "Background work, its webhook, and the signing secret."},
     {"name": "memories", "description": "Facts Sluice keeps about you across threads."},
     {"name": "models", "description": "What this server can answer with."},
@@ -61,11 +62,12 @@ def build_document() -> dict[str, Any]:
         "tags": TAGS,
         "security": READ_SECURITY,
         "paths": {**chat_paths.paths(), **operation_paths.paths(), **job_paths.paths(),
-                  **memory_paths.paths(), **account_paths.paths(), **compat_paths.paths()},
+                  **memory_paths.paths(), **account_paths.paths(), **compat_paths.paths(),
+                  **document_paths.paths()},
         "components": {
             "schemas": {**schemas.COMPONENTS, **events.COMPONENTS, **operation_paths.COMPONENTS,
                         **job_paths.COMPONENTS, **memory_paths.COMPONENTS,
-                        **compat_paths.COMPONENTS},
+                        **compat_paths.COMPONENTS, **document_paths.COMPONENTS},
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

@@ -20,7 +20,7 @@ SEQ: Schema = {"type": "integer", "minimum": 1,
 
 RUN_ID: Schema = sluice_id("opr", "The operation run being written (operations only).")
 STAGES = ["queued", "connecting", "retrying", "fallback", "tool_running", "step",
-          "retrieving", "summarizing", "delivering"]
+          "retrieving", "summarizing", "delivering", "indexing"]
 
 
 def _data(event: str, fields: dict[str, Schema], description: str,

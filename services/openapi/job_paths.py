@@ -52,7 +52,8 @@ WEBHOOK = closed({
 
 JOB = closed({
     "id": sluice_id("job", "The job's id."),
-    "kind": {"enum": ["message", "operation"]},
+    "kind": {"enum": ["message", "operation", "document"],
+             "description": "A `document` job indexes a large upload; it has no webhook."},
     "status": {"enum": JOB_STATUSES},
     "stream_id": sluice_id("str", "Its current run's stream."),
     "thread_id": nullable(sluice_id("thr", "A `message` job's thread.")),

@@ -74,6 +74,8 @@ THREAD = closed({
     "model": nullable({**MODEL_ID, "description": "This thread's model; null: the default."}),
     "system": nullable({"type": "string", "description": "The system prompt."}),
     "summary": nullable(ref("ThreadSummary")),
+    "documents": {"type": "array", "items": sluice_id("doc", "An attached document."),
+                  "description": "The documents its answers search; empty: all of yours."},
     "created_at": TIMESTAMP,
     "updated_at": TIMESTAMP,
 })
@@ -142,6 +144,11 @@ THREAD_FIELDS: Schema = {
                            "description": "A model this server serves (`GET /api/v1/models`); "
                                           "another is `400 unknown_model`."}),
         "system": nullable({"type": "string"}),
+        "documents": nullable({"type": "array", "maxItems": 100,
+                               "items": {"type": "string", "minLength": 1},
+                               "description": "Ids of your documents to attach (`[]`: none, "
+                                              "so answers search all of yours); another's "
+                                              "or a missing one is `404 document_not_found`."}),
     },
 }
 

@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import ConfigError
 from .memories import Memory
+from .documents import Document, DocumentChunk, ThreadDocument
 from .models import Base, Message, Thread
 from .summaries import ThreadSummary
 from .work import WebhookAttempt, Job, OperationRun, WebhookSecret
 
-__all__ = ["Base", "Database", "WebhookAttempt", "Job", "Memory", "Message", "OperationRun",
-           "Thread", "ThreadSummary", "WebhookSecret", "init_app", "request_session"]
+__all__ = ["Base", "Database", "Document", "DocumentChunk", "WebhookAttempt", "Job", "Memory",
+           "Message", "OperationRun", "Thread", "ThreadDocument", "ThreadSummary",
+           "WebhookSecret", "init_app", "request_session"]
 
 EXTENSION = "sluice.db"
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 if TYPE_CHECKING:
     from .summaries import ThreadSummary
+    from .documents import ThreadDocument
 
 
 def new_id(prefix: str) -> str:
@@ -101,6 +102,10 @@ class Thread(Base):
     # The latest summary of its earlier messages (storing one replaces the one before,
     # which it covers); loaded with the thread, as every view of a thread shows it.
     summary: Mapped[ThreadSummary | None] = relationship(viewonly=True, lazy="selectin")
+    # The documents its answers search (storage/documents.py); none: all the user's.
+    attachments: Mapped[list[ThreadDocument]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="ThreadDocument.document_id")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +114,7 @@ class Thread(Base):
             "model": self.model,
             "system": self.system,
             "summary": self.summary.to_dict() if self.summary else None,
+            "documents": [attachment.document_id for attachment in self.attachments],
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
         }

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from .body import read_json_body
-from .guards import install_guards
+from .guards import accepts_upload, install_guards
+from .upload import read_uploaded_file
 from .params import ascii_int, install_id_converter
 
-__all__ = ["ascii_int", "init_app", "read_json_body"]
+__all__ = ["accepts_upload", "ascii_int", "init_app", "read_json_body", "read_uploaded_file"]
 
 
 def init_app(app: Flask) -> None:

@@ -5,10 +5,14 @@
 - A state-changing request from a browser must come from this origin or one in
   `SLUICE_ALLOWED_ORIGINS`: a form on another site cannot drive Sluice.
 - A request body must be JSON (`415` otherwise), so a cross-site `text/plain`
-  form, which browsers send without asking, is never parsed as one.
+  form, which browsers send without asking, is never parsed as one. A route marked
+  `accepts_upload` takes `multipart/form-data` instead (and only that); the origin
+  check above is what keeps other sites' forms away from it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
@@ -16,6 +20,7 @@ from flask import Flask, Response, current_app, request
 from ..config import LOOPBACK_HOSTS
 from ..errors import ApiError
 
+View = TypeVar("View", bound=Callable[..., Any])
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Browsers send this on every request; "same-site" is a sibling subdomain, not us.
 _OWN_FETCH_SITES = frozenset({"same-origin", "none"})
@@ -101,8 +106,20 @@ def _has_body() -> bool:
                                              and request.headers.get("Transfer-Encoding"))
 
 
+def accepts_upload(view: View) -> View:
+    """Mark a view whose body is a `multipart/form-data` upload rather than JSON."""
+    view.sluice_upload = True  # type: ignore[attr-defined]
+    return view
+
+
 def _check_content_type() -> None:
     if request.method in _SAFE_METHODS:
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "sluice_upload", False):
+        if request.mimetype != "multipart/form-data":
+            raise ApiError(415, "unsupported_media_type", "Send the file as multipart/form-"
+                           "data, in the field 'file'.")
         return
     if not request.headers.get("Content-Type") and not _has_body():
         return

@@ -1,0 +1,152 @@
+"""Finding the chunks of a user's documents that answer a question, and putting them
+into a prompt with numbered citations.
+
+Full-text search, ranked: BM25 over SQLite's FTS5 table, `ts_rank_cd` over
+PostgreSQL's `tsvector` column (both built by migration 0008). A question is
+reduced to its words, each quoted, joined with OR: no operator or syntax of the
+user's ever reaches the search engine, and a question of only punctuation or
+common words finds nothing rather than failing.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.orm import Session
+
+EXCERPT_CHARS = 240
+MAX_TERMS = 32
+_WORD = re.compile(r"\w+")
+# Words too common to tell chunks apart; PostgreSQL's `english` configuration drops
+# these itself, SQLite's FTS5 does not.
+STOP_WORDS = frozenset("""a an and are as at be by can do does did for from has have how i
+in is it its me my of on or our so that the their there these this to was were what when
+where which who whom why will with you your""".split())
+
+_SQLITE = """
+SELECT c.document_id, d.filename, c.position, c.text, -bm25(document_chunks_fts) AS score
+FROM document_chunks_fts
+JOIN document_chunks AS c ON c.id = document_chunks_fts.rowid
+JOIN documents AS d ON d.id = c.document_id
+WHERE document_chunks_fts MATCH :query AND d.user_id = :user_id AND d.status = 'ready'
+  {only}
+ORDER BY bm25(document_chunks_fts) LIMIT :limit
+"""
+_POSTGRES = """
+SELECT c.document_id, d.filename, c.position, c.text,
+       ts_rank_cd(c.search_vector, q.query) AS score
+FROM document_chunks AS c
+JOIN documents AS d ON d.id = c.document_id,
+     websearch_to_tsquery('english', :query) AS q(query)
+WHERE c.search_vector @@ q.query AND d.user_id = :user_id AND d.status = 'ready'
+  {only}
+ORDER BY score DESC, c.id LIMIT :limit
+"""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A chunk that search found: what the `sources` event lists, and its whole text for
+    the prompt."""
+
+    document_id: str
+    filename: str
+    chunk: int  # the chunk's position in its document
+    score: float  # higher is better; comparable within one search only
+    excerpt: str
+    text: str
+
+    def to_event(self) -> dict[str, Any]:
+        """The chunk as the `sources` event carries it (API.md, section 4)."""
+        return {"document_id": self.document_id, "filename": self.filename,
+                "chunk": self.chunk, "score": round(self.score, 4), "excerpt": self.excerpt}
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a question that search looks for, lower case, each once."""
+    words = [w for w in _WORD.findall(query.lower()) if w not in STOP_WORDS]
+    return list(dict.fromkeys(words))[:MAX_TERMS]
+
+
+def search(db: Session, user_id: str, query: str, document_ids: Sequence[str] | None,
+           limit: int = 5) -> list[Source]:
+    """The `limit` best chunks for `query` among `user_id`'s ready documents (only those
+    in `document_ids` when given: a thread's attachments), best first."""
+    terms = query_terms(query)
+    if not terms or limit <= 0 or (document_ids is not None and not document_ids):
+        return []
+    postgres = db.get_bind().dialect.name == "postgresql"
+    # Each term quoted (FTS5) or a plain word (websearch syntax): never user syntax.
+    match = " or ".join(terms) if postgres else " OR ".join(f'"{t}"' for t in terms)
+    only = "AND d.id IN :document_ids" if document_ids is not None else ""
+    statement = text((_POSTGRES if postgres else _SQLITE).format(only=only))
+    params: dict[str, Any] = {"query": match, "user_id": user_id, "limit": limit}
+    if document_ids is not None:
+        statement = statement.bindparams(bindparam("document_ids", expanding=True))
+        params["document_ids"] = list(document_ids)
+    rows = db.execute(statement, params).all()
+    return [Source(row.document_id, row.filename, row.position, float(row.score),
+                   excerpt(row.text, terms), row.text) for row in rows]
+
+
+def excerpt(chunk: str, terms: Sequence[str], length: int = EXCERPT_CHARS) -> str:
+    """About `length` characters of `chunk` around the first word search looked for."""
+    flat = " ".join(chunk.split())
+    if len(flat) <= length:
+        return flat
+    lowered = flat.lower()
+    hits = [at for at in (lowered.find(term) for term in terms) if at >= 0]
+    start = max(0, min(hits, default=0) - length // 4)
+    start = flat.find(" ", start) + 1 if start > 0 else 0
+    piece = flat[start:start + length].rsplit(" ", 1)[0]
+    return ("…" if start > 0 else "") + piece + ("…" if start + len(piece) < len(flat) else "")
+
+
+@dataclass(frozen=True)
+class SourcesPrompt:
+    """The system prompt's part about the documents, and the sources it holds (the ones
+    the `sources` event lists: a source cut for space was not given to the model)."""
+
+    text: str
+    sources: tuple[Source, ...]
+
+
+PROMPT_HEADER = ("Excerpts from the user's documents follow. Answer from them when they "
+                 "are relevant and cite each one you use by its number, like [1]. If they "
+                 "do not hold the answer, say so.")
+
+
+def sources_prompt(sources: Sequence[Source], limit_tokens: int,
+                   count: Callable[[str], int]) -> SourcesPrompt:
+    """The sources as numbered excerpts, best first, as many as fit in `limit_tokens`
+    (measured with `count`); the last one is shortened to fit if that keeps some of it."""
+    parts: list[str] = [PROMPT_HEADER]
+    used: list[Source] = []
+    for source in sources:
+        entry = f"[{len(used) + 1}] {source.filename} (chunk {source.chunk})\n{source.text}"
+        candidate = "\n\n".join([*parts, entry])
+        if count(candidate) > limit_tokens:
+            entry = _shortened(parts, entry, limit_tokens, count)
+            if entry is None:
+                break
+            candidate = "\n\n".join([*parts, entry])
+        parts.append(entry)
+        used.append(source)
+        if count(candidate) >= limit_tokens:
+            break
+    if not used:
+        return SourcesPrompt("", ())
+    return SourcesPrompt("\n\n".join(parts), tuple(used))
+
+
+def _shortened(parts: list[str], entry: str, limit_tokens: int,
+               count: Callable[[str], int]) -> str | None:
+    """`entry` cut (at words, halving) until it fits beside `parts`; None below 200 chars."""
+    while len(entry) > 200:
+        entry = entry[:len(entry) // 2].rsplit(" ", 1)[0] + " …"
+        if count("\n\n".join([*parts, entry])) <= limit_tokens:
+            return entry
+    return None
