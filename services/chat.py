@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from .auth import Identity
 from .context import budget_for
-from .context.thread import ThreadContext, summarizer, system_prompt, thread_context
+from .context.thread import (Retrieval, ThreadContext, preparation, system_prompt,
+                             thread_context)
 from .conversation import message_row, pending_tool_calls, store_tool_round
-from .documents import attach_documents, parse_document_ids
+from .documents import attach_documents, has_documents, parse_document_ids, search, search_scope
 from .errors import ApiError
 from .fields import answer_limits, model_chain, model_field, optional_text
 from .memory import remember, remembered
@@ -216,7 +217,23 @@ def _context(session: Session, providers: ProviderRegistry, core: Streaming, use
                            reply.tools, settings.calibration)
     summary_model = model_chain(providers, settings.summary_model)[0] \
         if settings.summary_model else model
-    return found, summarizer(found, core.db, settings.summary_share, summary_model)
+    return found, preparation(found, core.db, settings.summary_share, summary_model,
+                              _retrieval(session, core, user, thread_id, messages))
+
+
+def _retrieval(session: Session, core: Streaming, user: Identity, thread_id: str,
+               messages: Sequence[Any]) -> Retrieval | None:
+    """How the run searches the user's documents for the last user message: the
+    thread's attached ones, or all of theirs; None when there is nothing to search."""
+    query = next((m.content for m in reversed(messages) if m.role == "user"), None)
+    scope = search_scope(session, user, thread_id)
+    if not query or scope is None and not has_documents(session, user):
+        return None
+
+    def search_documents(text: str) -> list[Any]:
+        with core.db.transaction() as own:
+            return search(own, user.id, text, scope)
+    return Retrieval(search_documents, query)
 
 
 def _launch(core: Streaming, user: Identity, thread_id: str, found: ThreadContext,

@@ -1,6 +1,7 @@
 """What a reply in a thread sends: the history fitted to the model's window, the user's
-memories in the system prompt, and, for a long thread, a new summary made in the
-producer (a `summarizing` status says so) before the model is called.
+memories in the system prompt, and, made in the producer before the model is called,
+a new summary of a long thread (`status` summarizing) and the chunks of the user's
+documents that answer the message (`status` retrieving, then `sources`).
 
 Fitting happens before anything is stored, so a request that can never fit is a
 `400 context_too_long` that changes nothing. The summary is written by the run,
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..auth import Identity
+from ..documents import sources_prompt
 from ..memory import user_memory_prompt
 from ..providers import ChatMessage, ResolvedModel, ToolSpec
 from ..storage import Database
@@ -21,9 +23,14 @@ from .summaries import (Summary, after_summary, history_with_summary, latest_sum
                         needs_summary, summarize)
 from .tokens import count_text, count_tools
 
-# At most this share of the window goes to the user's memories.
+# At most this share of the window goes to the user's memories, and to document excerpts.
 MEMORY_SHARE = 0.05
 MEMORY_MOST_TOKENS = 800
+SOURCES_SHARE = 0.25
+SOURCES_MOST_TOKENS = 4000
+
+Emit = Callable[[str, dict[str, Any]], None]
+Complete = Callable[[ResolvedModel, tuple[ChatMessage, ...]], "str | None"]
 
 
 def system_prompt(session: Any, user: Identity, system: str | None, model_id: str,
@@ -75,33 +82,61 @@ class _NoSummary(Exception):
     """The summary model gave no text: nothing is stored."""
 
 
-def summarizer(found: ThreadContext, db: Database, share: float,
-               summary_model: ResolvedModel) -> Callable[..., tuple[ChatMessage, ...] | None]:
-    """The run's preparation for a long thread: when its history passes `share` of the
-    budget, summarize the oldest turns into a stored summary (incrementally: the last
-    summary and what came after it) and send that instead."""
-    def prepare(status: Callable[..., None],
-                complete: Callable[[ResolvedModel, tuple[ChatMessage, ...]], str | None],
-                ) -> tuple[ChatMessage, ...] | None:
-        if not needs_summary(found.fitted, share):
-            return None
-        status("summarizing", "Summarizing the earlier conversation…",
-               model=summary_model.id)
-        keep = int(found.fitted.budget.available * share / 2)
+@dataclass(frozen=True)
+class Retrieval:
+    """How to search the user's documents for this reply: `search(query)` in the
+    producer (it opens its own session), and the query, the user's message."""
 
-        def text(prompt: tuple[ChatMessage, ...]) -> str:
-            written = complete(summary_model, prompt)
-            if not written:
-                raise _NoSummary
-            return written
-        try:
-            summary = summarize(db, found.thread_id, found.summary, found.stored, keep, text,
-                                summary_model.id)
-        except _NoSummary:  # the call failed: the history as fitted, oldest turns left out
+    search: Callable[[str], list[Any]]
+    query: str
+
+
+def preparation(found: ThreadContext, db: Database, share: float, summary_model: ResolvedModel,
+                retrieval: Retrieval | None) -> Callable[[Emit, Complete],
+                                                         tuple[ChatMessage, ...] | None]:
+    """The run's preparation: a new summary when the history passes `share` of the
+    budget (incrementally: the last summary and what came after it), and the document
+    excerpts that answer the message, in the system prompt. Returns the messages to send
+    instead of `found`'s, or None when nothing changed."""
+    def prepare(emit: Emit, complete: Complete) -> tuple[ChatMessage, ...] | None:
+        summary, stored = found.summary, found.stored
+        if needs_summary(found.fitted, share):
+            emit("status", {"stage": "summarizing", "model": summary_model.id,
+                            "message": "Summarizing the earlier conversation…"})
+            made = _summarize(found, db, share, summary_model, complete)
+            if made is not None:
+                summary, stored = made, tuple(after_summary(made, found.stored))
+        excerpts = None
+        if retrieval is not None:
+            emit("status", {"stage": "retrieving", "message": "Searching your documents…"})
+            excerpts = _excerpts(found, retrieval, emit)
+        if summary is found.summary and excerpts is None:
             return None
-        if summary is None:
-            return None
-        stored = after_summary(summary, found.stored)
-        return _fit(summary, stored, found.system, found.model, found.tools,
+        system = "\n\n".join(part for part in (found.system, excerpts) if part) or None
+        return _fit(summary, stored, system, found.model, found.tools,
                     found.calibration).messages
     return prepare
+
+
+def _summarize(found: ThreadContext, db: Database, share: float, model: ResolvedModel,
+               complete: Complete) -> Summary | None:
+    def text(prompt: tuple[ChatMessage, ...]) -> str:
+        written = complete(model, prompt)
+        if not written:
+            raise _NoSummary
+        return written
+    keep = int(found.fitted.budget.available * share / 2)
+    try:
+        return summarize(db, found.thread_id, found.summary, found.stored, keep, text, model.id)
+    except _NoSummary:  # the call failed: the history as fitted, oldest turns left out
+        return None
+
+
+def _excerpts(found: ThreadContext, retrieval: Retrieval, emit: Emit) -> str | None:
+    """Search, tell the readers which chunks the model is given (`sources`), and return
+    them as a system-prompt section that fits its share of the window."""
+    limit = min(SOURCES_MOST_TOKENS, int(found.fitted.budget.available * SOURCES_SHARE))
+    prompt = sources_prompt(retrieval.search(retrieval.query), limit,
+                            lambda text: count_text(text, found.model.id))
+    emit("sources", {"sources": [source.to_event() for source in prompt.sources]})
+    return prompt.text if prompt.sources else None

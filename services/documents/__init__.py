@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from .library import (DocumentSettings, Upload, attach_documents, delete_document,
-                      get_document, list_documents, parse_document_ids, search_scope,
+                      get_document, has_documents, list_documents, parse_document_ids, search_scope,
                       upload_document)
 from .parsing import DocumentError
 from .retrieval import Source, SourcesPrompt, search, sources_prompt
@@ -18,7 +18,7 @@ EXTENSION = "sluice.documents"
 
 __all__ = ["DocumentError", "DocumentSettings", "Source", "SourcesPrompt", "Upload",
            "attach_documents", "delete_document", "document_settings", "get_document",
-           "init_app", "list_documents", "parse_document_ids", "search", "search_scope",
+           "has_documents", "init_app", "list_documents", "parse_document_ids", "search", "search_scope",
            "sources_prompt", "upload_document"]
 
 

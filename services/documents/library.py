@@ -150,6 +150,13 @@ def attach_documents(session: Session, user: Identity, thread: Thread,
     thread.attachments = [ThreadDocument(document_id=d) for d in document_ids]
 
 
+def has_documents(session: Session, user: Identity) -> bool:
+    """Whether the user has a document ready to search (before saying "searching")."""
+    return session.scalar(select(Document.id).where(Document.user_id == user.id,
+                                                    Document.status == "ready")
+                          .limit(1)) is not None
+
+
 def search_scope(session: Session, user: Identity, thread_id: str) -> list[str] | None:
     """The documents an answer in the thread searches: its attachments, or None (all of
     the user's) when it has none."""

@@ -66,6 +66,15 @@ EVENT_DATA: dict[str, Schema] = {
     }, "Progress that is not text: what the answer is waiting on.",
         optional=("job_id", "job_status", "reason", "attempt", "delay", "model", "tools",
                   "ids", "step", "max_steps")),
+    "sources": _data("sources", {
+        "sources": {"type": "array", "items": closed({
+            "document_id": sluice_id("doc", "The document."),
+            "filename": {"type": "string"},
+            "chunk": {"type": "integer", "minimum": 0, "description": "The chunk's place in it."},
+            "score": {"type": "number", "description": "How well it matched; higher is better."},
+            "excerpt": {"type": "string", "description": "The start of the chunk, for a citation."},
+        })},
+    }, "The excerpts of the user's documents given to the model, best first, for citations."),
     "message_saved": _data("message_saved", {"message": ref("Message")},
                            "A message this request stored: the user's, or a tool result."),
     "delta": _data("delta", {"content": {"type": "string"}}, "The next piece of the answer."),

@@ -297,13 +297,14 @@ class StreamRun:
 
     def _prepare(self) -> None:
         """The request's own preparation, in the producer: it may replace the messages
-        (a long thread's history, summarized), telling readers with `status` events."""
+        (a long thread's history summarized, documents' excerpts added), telling the
+        readers with its events (`status`, `sources`)."""
         if self.spec.prepare is None:
             return
         def complete(model: ResolvedModel, messages: tuple[ChatMessage, ...]) -> str | None:
             return self._collect_text(model, ChatRequest(model="", messages=messages),
                                       "preparation")
-        messages = self.spec.prepare(self.status, complete)
+        messages = self.spec.prepare(self._emit, complete)
         if messages is not None:
             self.request = replace(self.request, messages=messages)
 

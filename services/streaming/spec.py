@@ -50,9 +50,9 @@ class RunSpec:
     # Events the stream begins with, before the producer's (a job's queued and running).
     prelude: tuple[tuple[str, dict[str, Any]], ...] = ()
     tools: ServerTools | None = None  # None: Sluice runs no tools in this answer
-    # Work before the first model call, in the producer: called with the run's `status`
-    # and a way to call a model for its text; may return the messages to send instead
-    # (a long thread's history with a new summary).
+    # Work before the first model call, in the producer: called with a way to write
+    # events and a way to call a model for its text; may return the messages to send
+    # instead (a long thread's history with a new summary, documents' excerpts).
     prepare: Callable[[Callable[..., None], Callable[..., str | None]],
                       tuple[Any, ...] | None] | None = None
     limits: AnswerLimits = field(default_factory=AnswerLimits)

@@ -1,0 +1,148 @@
+"""What a reply sends to the model: a long thread summarized (once, then incrementally)
+and fitted to the window, the user's own memories, and excerpts of the user's own
+documents with their `sources` — checked on the requests the fake provider receives."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.auth.accounts import create_user
+from services.auth.keys import create_key
+from services.context import count_messages
+from services.providers import ChatMessage
+from services.storage import database
+
+from .fake_upstream import FakeUpstream, openai_text_reply
+from .sse_client import read_test_response
+from .test_documents import upload
+
+WINDOW, RESERVE = 900, 100
+MODELS = f"""
+[models."openai/ctx-small"]
+context_window = {WINDOW}
+output_reserve = {RESERVE}
+
+[models."openai/ctx-summarizer"]
+"""
+
+
+@pytest.fixture
+def app(make_app, tmp_path, fake_openai: FakeUpstream):
+    path = tmp_path / "models.toml"
+    path.write_text(MODELS)
+    fake_openai.script("ctx-small", openai_text_reply("Noted."))
+    fake_openai.script("ctx-summarizer", openai_text_reply("SUMMARY: facts were shared."))
+    return make_app(SLUICE_MODELS_FILE=str(path), SLUICE_SUMMARY_MODEL="openai/ctx-summarizer",
+                    SLUICE_AUTH="on")
+
+
+def user(app, name: str) -> dict[str, str]:
+    with database(app).sessions() as session:
+        account = create_user(session, name, "a long enough password")
+        _key, secret = create_key(session, account.id)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def send(client, headers, thread_id: str, content: str) -> list:
+    response = client.post(f"/api/v1/threads/{thread_id}/messages/stream", headers=headers,
+                           json={"content": content})
+    assert response.status_code == 200, response.get_json()
+    return read_test_response(response)
+
+
+def new_thread(client, headers) -> str:
+    return client.post("/api/v1/threads", headers=headers,
+                       json={"model": "openai/ctx-small"}).get_json()["thread"]["id"]
+
+
+def sent_tokens(body: dict) -> int:
+    return count_messages([ChatMessage(m["role"], m.get("content") or "")
+                           for m in body["messages"]], "openai/ctx-small")
+
+
+def test_a_long_thread_is_summarized_once_then_incrementally_and_always_fits(app,
+                                                                            fake_openai):
+    client, alice = app.test_client(), user(app, "alice")
+    thread_id = new_thread(client, alice)
+    summarizing = []
+    for turn in range(14):
+        events = send(client, alice, thread_id, f"Fact {turn}: " + "lorem ipsum " * 40)
+        assert events[-1].data["status"] == "complete"
+        summarizing.append(any(e.event == "status" and e.data["stage"] == "summarizing"
+                               for e in events))
+    asks = [r["json"] for r in fake_openai.requests["ctx-small"]]
+    summaries = [r["json"] for r in fake_openai.requests["ctx-summarizer"]]
+    assert all(sent_tokens(body) <= WINDOW - RESERVE for body in asks)
+    # Summarized more than once as the thread grew, but not on every turn.
+    assert 2 <= len(summaries) == sum(summarizing) < 14
+    first = summarizing.index(True)
+    assert not any(summarizing[:first])
+    # Incremental: a later summary is asked with the earlier one, never from scratch.
+    assert "SUMMARY: facts were shared." not in json.dumps(summaries[0])
+    assert all("SUMMARY: facts were shared." in json.dumps(body) for body in summaries[1:])
+    assert "Fact 0:" not in json.dumps(summaries[-1])
+    # The model is sent the summary instead of the oldest turns.
+    assert "SUMMARY: facts were shared." in json.dumps(asks[-1])
+    assert "Fact 0:" not in json.dumps(asks[-1]) and "Fact 13:" in json.dumps(asks[-1])
+    # Every message stays stored and listed; the thread shows its summary.
+    listed = client.get(f"/api/v1/threads/{thread_id}/messages",
+                        headers=alice).get_json()["messages"]
+    assert [m["content"].split(":")[0] for m in listed[::2]] == [f"Fact {n}" for n in range(14)]
+    assert len(listed) == 28
+    thread = client.get(f"/api/v1/threads/{thread_id}", headers=alice).get_json()["thread"]
+    assert thread["summary"]["content"] == "SUMMARY: facts were shared."
+
+
+def test_a_message_that_can_never_fit_is_a_400_and_stores_nothing(app):
+    client, alice = app.test_client(), user(app, "alice")
+    thread_id = new_thread(client, alice)
+    response = client.post(f"/api/v1/threads/{thread_id}/messages/stream", headers=alice,
+                           json={"content": "lorem ipsum " * 1000})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "context_too_long"
+    assert client.get(f"/api/v1/threads/{thread_id}/messages",
+                      headers=alice).get_json()["messages"] == []
+
+
+def system_of(body: dict) -> str:
+    return " ".join(m["content"] for m in body["messages"] if m["role"] == "system")
+
+
+def test_memories_reach_only_their_own_users_prompts(app, fake_openai):
+    client = app.test_client()
+    alice, bob = user(app, "alice"), user(app, "bob")
+    client.post("/api/v1/memories", headers=alice, json={"content": "Prefers metric units"})
+    send(client, alice, new_thread(client, alice), "Remember that I work on the billing team.")
+    stored = client.get("/api/v1/memories", headers=alice).get_json()["memories"]
+    assert {m["content"] for m in stored} == {"Prefers metric units",
+                                              "I work on the billing team"}
+    send(client, alice, new_thread(client, alice), "How far is it?")
+    send(client, bob, new_thread(client, bob), "How far is it?")
+    alices, bobs = [r["json"] for r in fake_openai.requests["ctx-small"]][-2:]
+    assert "Prefers metric units" in system_of(alices)
+    assert "billing team" in system_of(alices)
+    assert "metric" not in json.dumps(bobs) and "billing" not in json.dumps(bobs)
+
+
+HANDBOOK = ("# Travel\n\nTrain tickets are refunded within 14 days.\n\n"
+            "# Equipment\n\nEvery new hire gets a laptop and a blue backpack on day one.\n")
+
+
+def test_answers_are_grounded_in_the_users_own_documents(app, fake_openai):
+    client = app.test_client()
+    alice, bob = user(app, "alice"), user(app, "bob")
+    uploaded = upload(client, "handbook.md", HANDBOOK.encode(), "text/markdown", headers=alice)
+    assert uploaded.status_code == 201, uploaded.get_json()
+    document = uploaded.get_json()["document"]
+    events = send(client, alice, new_thread(client, alice), "What do new hires get?")
+    stages = [e.data["stage"] for e in events if e.event == "status"]
+    assert stages[:2] == ["retrieving", "connecting"]
+    [sources] = [e.data["sources"] for e in events if e.event == "sources"]
+    assert sources and sources[0]["document_id"] == document["id"]
+    assert sources[0]["filename"] == "handbook.md" and "backpack" in sources[0]["excerpt"]
+    assert "blue backpack" in system_of(fake_openai.requests["ctx-small"][-1]["json"])
+    # Bob has no documents: nothing is searched, and Alice's never reach him.
+    events = send(client, bob, new_thread(client, bob), "What do new hires get?")
+    assert not [e for e in events if e.event == "sources"]
+    assert "backpack" not in json.dumps(fake_openai.requests["ctx-small"][-1]["json"])
