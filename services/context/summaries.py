@@ -136,13 +136,33 @@ def after_summary(summary: Summary | None, messages: Sequence[Any]) -> list[Any]
     return [m for m in messages if summary is None or m.position > summary.upto_position]
 
 
+def _within(messages: Sequence[Any], count: int, most_tokens: int) -> int:
+    """The first `count` messages, or fewer, whole exchanges from the oldest, so that
+    their transcript fits `most_tokens` (at least the first exchange)."""
+    starts = [i for i, message in enumerate(messages[:count]) if message.role == "user"]
+    bounds = [*starts[1:], count]
+    total, cut = 0, bounds[0] if bounds else count
+    for start, end in zip(starts, bounds):
+        total += sum(message_tokens(turn) for turn in history(None, messages[start:end]))
+        if total > most_tokens:
+            break
+        cut = end
+    return cut
+
+
 def summarize(db: Database, thread_id: str, previous: Summary | None,
               messages: Sequence[Any], keep_tokens: int, complete: Complete,
-              model: str) -> Summary | None:
+              model: str, most_tokens: int | None = None) -> Summary | None:
     """Summarize the oldest of `messages` (the stored ones after `previous`) into a new
     summary, keeping about `keep_tokens` of the newest; None if there is nothing old
-    enough. `complete` calls `model` without streaming and returns its text."""
+    enough. `complete` calls `model` without streaming and returns its text.
+
+    With `most_tokens`, the summarizer is given at most that much of the conversation
+    (the oldest exchanges): a thread that was never summarized, however long, is caught
+    up over several answers instead of overflowing the summarizer's window."""
     count = summary_span(messages, keep_tokens)
+    if count and most_tokens is not None:
+        count = _within(messages, count, most_tokens)
     if count == 0:
         return None
     prompt = summary_prompt(previous.content if previous else None,

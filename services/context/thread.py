@@ -126,8 +126,12 @@ def _summarize(found: ThreadContext, db: Database, share: float, model: Resolved
             raise _NoSummary
         return written
     keep = int(found.fitted.budget.available * share / 2)
+    # The summarizer's own window holds the instructions, the summary so far and its
+    # answer besides the turns: give it half of what it has for the turns.
+    most = budget_for(model.settings).available // 2
     try:
-        return summarize(db, found.thread_id, found.summary, found.stored, keep, text, model.id)
+        return summarize(db, found.thread_id, found.summary, found.stored, keep, text, model.id,
+                         most_tokens=most)
     except _NoSummary:  # the call failed: the history as fitted, oldest turns left out
         return None
 
