@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from .auth import Identity
 from .context import budget_for
-from .context.thread import (Retrieval, ThreadContext, preparation, system_prompt,
+from .context.thread import (Preparation, Retrieval, ThreadContext, system_prompt,
                              thread_context)
 from .conversation import message_row, pending_tool_calls, store_tool_round
 from .documents import attach_documents, has_documents, parse_document_ids, search, search_scope
 from .errors import ApiError
 from .fields import answer_limits, model_chain, model_field, optional_text
-from .memory import remember, remembered
+from .memory import (extraction_prompt, list_memories, parse_extracted, remember, remembered,
+                     store_extracted)
 from .providers import ChatRequest, ProviderRegistry, ResolvedModel, ToolSpec
 from .providers.catalog import AnswerLimits
 from .storage import Message, Thread
@@ -208,7 +209,7 @@ def _thread_changes(thread: Any, reply: ReplyInput, now: Any) -> dict[str, Any]:
 
 def _context(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
              thread: Any, thread_id: str, messages: Sequence[Any],
-             model: ResolvedModel, reply: ReplyInput) -> tuple[ThreadContext, Any]:
+             model: ResolvedModel, reply: ReplyInput) -> tuple[ThreadContext, Preparation]:
     """The reply's history fitted to `model` (a 400 if it cannot fit, before anything is
     stored), and the run's preparation that summarizes a long thread."""
     settings = core.context
@@ -217,7 +218,7 @@ def _context(session: Session, providers: ProviderRegistry, core: Streaming, use
                            reply.tools, settings.calibration)
     summary_model = model_chain(providers, settings.summary_model)[0] \
         if settings.summary_model else model
-    return found, preparation(found, core.db, settings.summary_share, summary_model,
+    return found, Preparation(found, core.db, settings.summary_share, summary_model,
                               _retrieval(session, core, user, thread_id, messages))
 
 
@@ -237,7 +238,7 @@ def _retrieval(session: Session, core: Streaming, user: Identity, thread_id: str
 
 
 def _launch(core: Streaming, user: Identity, thread_id: str, found: ThreadContext,
-            prepare: Any, inputs: list[Message], candidates: tuple[ResolvedModel, ...],
+            prepare: Preparation, inputs: list[Message], candidates: tuple[ResolvedModel, ...],
             reply: ReplyInput, assistant: dict[str, Any], on_end: Any, on_finish: Any = None,
             prelude: tuple[Any, ...] = ()) -> StreamRun:
     """Start the producer of a stored, empty assistant message."""
@@ -254,7 +255,8 @@ def _launch(core: Streaming, user: Identity, thread_id: str, found: ThreadContex
     spec = RunSpec(stream_id=assistant["stream_id"], answer=AnswerRow.message(message_id),
                    thread_id=thread_id, candidates=candidates, request=request,
                    saved_messages=tuple(m.to_dict() for m in inputs), on_finish=on_finish,
-                   prelude=prelude, tools=tools, limits=reply.limits, prepare=prepare)
+                   prelude=prelude, tools=tools, limits=reply.limits, prepare=prepare,
+                   measured=prepare.measured, follow_up=_extraction(core, user, found, reply))
     return core.runs.start(spec, on_end=on_end)
 
 
@@ -345,6 +347,24 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
     run = _launch(core, user, thread_id, found, prepare, [], candidates, reply, assistant,
                   on_end, on_finish, prelude)
     return run, assistant["id"]
+
+
+def _extraction(core: Streaming, user: Identity, found: ThreadContext,
+                reply: ReplyInput) -> Any:
+    """With SLUICE_MEMORY_EXTRACTION=on, after a complete answer to a user message: ask
+    the model for durable facts about the user in the exchange, and keep the new ones."""
+    if not core.memory_extraction or not reply.content:
+        return None
+    message = reply.content
+
+    def extract(complete: Any, answer: str) -> None:
+        reply_text = complete(found.model, extraction_prompt(message, answer))
+        if not reply_text:
+            return
+        with core.db.sessions() as session:
+            known = [memory.content for memory in list_memories(session, user)]
+            store_extracted(session, user, parse_extracted(reply_text, known))
+    return extract
 
 
 def _remember(session: Session, user: Identity, reply: ReplyInput) -> None:

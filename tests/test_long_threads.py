@@ -18,12 +18,15 @@ from .sse_client import read_test_response
 from .test_documents import upload
 
 WINDOW, RESERVE = 900, 100
+SUMMARIZER_WINDOW = 3000
 MODELS = f"""
 [models."openai/ctx-small"]
 context_window = {WINDOW}
 output_reserve = {RESERVE}
 
 [models."openai/ctx-summarizer"]
+context_window = {SUMMARIZER_WINDOW}
+output_reserve = 500
 """
 
 
@@ -146,3 +149,70 @@ def test_answers_are_grounded_in_the_users_own_documents(app, fake_openai):
     events = send(client, bob, new_thread(client, bob), "What do new hires get?")
     assert not [e for e in events if e.event == "sources"]
     assert "backpack" not in json.dumps(fake_openai.requests["ctx-small"][-1]["json"])
+
+
+def test_a_500_message_thread_keeps_working(app, fake_openai):
+    """A thread that grew to 500 messages without ever being summarized (imported, or
+    from before summaries): the next answer fits, and the summarizer is given no more
+    than fits its own window."""
+    from sqlalchemy import insert
+
+    from services.conversation import message_row
+    from services.storage import Message
+
+    client, alice = app.test_client(), user(app, "alice")
+    thread_id = new_thread(client, alice)
+    rows = [message_row(thread_id=thread_id, position=n, status="complete",
+                        role="user" if n % 2 == 0 else "assistant",
+                        content=f"Message {n}: " + "lorem ipsum " * 20) for n in range(500)]
+    with database(app).engine.begin() as connection:
+        connection.execute(insert(Message.__table__), rows)
+    events = send(client, alice, thread_id, "And now?")
+    assert events[-1].data["status"] == "complete"
+    assert "summarizing" in [e.data["stage"] for e in events if e.event == "status"]
+    ask = fake_openai.requests["ctx-small"][-1]["json"]
+    assert sent_tokens(ask) <= WINDOW - RESERVE and "And now?" in json.dumps(ask)
+    summarized = fake_openai.requests["ctx-summarizer"][-1]["json"]
+    assert sent_tokens(summarized) <= SUMMARIZER_WINDOW
+    assert "Message 0:" in json.dumps(summarized) and "Message 499:" not in json.dumps(summarized)
+    listed = client.get(f"/api/v1/threads/{thread_id}/messages", headers=alice).get_json()
+    assert len(listed["messages"]) == 502
+
+
+def test_the_providers_count_corrects_ours(app, fake_openai):
+    from services.context import context
+
+    from .fake_upstream import Reply, fixture
+    client, alice = app.test_client(), user(app, "alice")
+    fake_openai.script("ctx-small", Reply(fixture("openai/text_with_usage.sse")))
+    calibration = context(app).calibration
+    assert calibration.ratio("openai/ctx-small") == 1.0
+    send(client, alice, new_thread(client, alice), "hi " * 200)  # reported: 19 tokens
+    assert calibration.ratio("openai/ctx-small") < 1.0
+
+
+def test_facts_are_extracted_after_an_answer_only_when_turned_on(make_app, fake_openai,
+                                                                tmp_path):
+    import time
+    path = tmp_path / "models.toml"
+    path.write_text(MODELS)
+    for extraction in ("off", "on"):
+        app = make_app(SLUICE_MODELS_FILE=str(path), SLUICE_AUTH="on",
+                       SLUICE_MEMORY_EXTRACTION=extraction)
+        client, alice = app.test_client(), user(app, "alice")
+        fake_openai.script("ctx-small", openai_text_reply("Noted."),
+                           openai_text_reply('```json\n["Lives in Oslo"]\n```'))
+        send(client, alice, new_thread(client, alice), "I just moved to Oslo.")
+        deadline = time.monotonic() + 5
+        memories: list = []
+        while extraction == "on" and not memories and time.monotonic() < deadline:
+            memories = client.get("/api/v1/memories", headers=alice).get_json()["memories"]
+            time.sleep(0.05)
+        if extraction == "off":
+            time.sleep(0.3)
+            memories = client.get("/api/v1/memories", headers=alice).get_json()["memories"]
+            assert memories == [] and len(fake_openai.requests["ctx-small"]) == 1
+        else:
+            assert [(m["content"], m["source"]) for m in memories] == [
+                ("Lives in Oslo", "extracted")]
+            assert "I just moved to Oslo." in json.dumps(fake_openai.requests["ctx-small"][1])

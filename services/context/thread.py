@@ -91,31 +91,44 @@ class Retrieval:
     query: str
 
 
-def preparation(found: ThreadContext, db: Database, share: float, summary_model: ResolvedModel,
-                retrieval: Retrieval | None) -> Callable[[Emit, Complete],
-                                                         tuple[ChatMessage, ...] | None]:
-    """The run's preparation: a new summary when the history passes `share` of the
-    budget (incrementally: the last summary and what came after it), and the document
-    excerpts that answer the message, in the system prompt. Returns the messages to send
-    instead of `found`'s, or None when nothing changed."""
-    def prepare(emit: Emit, complete: Complete) -> tuple[ChatMessage, ...] | None:
+class Preparation:
+    """The run's preparation (`RunSpec.prepare`): a new summary when the history passes
+    `share` of the budget (incrementally: the last summary and what came after it), and
+    the document excerpts that answer the message, in the system prompt. It also knows
+    how many tokens it counted for what it sent, for the provider's usage to correct
+    (`measured`)."""
+
+    def __init__(self, found: ThreadContext, db: Database, share: float,
+                 summary_model: ResolvedModel, retrieval: Retrieval | None) -> None:
+        self.found, self.db, self.share = found, db, share
+        self.summary_model, self.retrieval = summary_model, retrieval
+        self.counted = found.fitted.counted
+
+    def __call__(self, emit: Emit, complete: Complete) -> tuple[ChatMessage, ...] | None:
+        """The messages to send instead of the ones fitted at the request, or None."""
+        found = self.found
         summary, stored = found.summary, found.stored
-        if needs_summary(found.fitted, share):
-            emit("status", {"stage": "summarizing", "model": summary_model.id,
+        if needs_summary(found.fitted, self.share):
+            emit("status", {"stage": "summarizing", "model": self.summary_model.id,
                             "message": "Summarizing the earlier conversation…"})
-            made = _summarize(found, db, share, summary_model, complete)
+            made = _summarize(found, self.db, self.share, self.summary_model, complete)
             if made is not None:
                 summary, stored = made, tuple(after_summary(made, found.stored))
         excerpts = None
-        if retrieval is not None:
+        if self.retrieval is not None:
             emit("status", {"stage": "retrieving", "message": "Searching your documents…"})
-            excerpts = _excerpts(found, retrieval, emit)
+            excerpts = _excerpts(found, self.retrieval, emit)
         if summary is found.summary and excerpts is None:
             return None
         system = "\n\n".join(part for part in (found.system, excerpts) if part) or None
-        return _fit(summary, stored, system, found.model, found.tools,
-                    found.calibration).messages
-    return prepare
+        fitted = _fit(summary, stored, system, found.model, found.tools, found.calibration)
+        self.counted = fitted.counted
+        return fitted.messages
+
+    def measured(self, model_id: str, reported: int) -> None:
+        """The provider's count of the first round's input corrects later counts."""
+        if model_id == self.found.model.id:
+            self.found.calibration.record_usage(model_id, self.counted, reported)
 
 
 def _summarize(found: ThreadContext, db: Database, share: float, model: ResolvedModel,

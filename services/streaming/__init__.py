@@ -57,7 +57,8 @@ def init_app(app: Flask, observer: StreamObserver = NO_OBSERVER) -> None:
     runs = RunManager(log, db, config["SLUICE_CHECKPOINT_SECONDS"], lease, observer)
     runs.start_background()
     core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client,
-                     observer=observer, tools=toolbox(app), context=context(app))
+                     observer=observer, tools=toolbox(app), context=context(app),
+                     memory_extraction=config["SLUICE_MEMORY_EXTRACTION"] == "on")
     core.keeper = LeaseKeeper(db, log, runs.stream_ids, lease)
     core.keeper.start()
     core.stalled = StalledClients(config["SLUICE_SEND_TIMEOUT"])

@@ -82,6 +82,10 @@ class Answer:
         self.finish_reason = None
         del self.tool_calls[self._round_start[1]:]
 
+    def bank_usage(self) -> None:
+        """Calls made before the first round (a summary) count toward the answer."""
+        self._banked, self._current = self.usage, Usage(None, None)
+
     def end_round(self) -> None:
         """This round's tools have run; the next model call is a new round."""
         self._banked = self.usage

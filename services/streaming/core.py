@@ -44,6 +44,7 @@ class Streaming:
     observer: StreamObserver = NO_OBSERVER  # metrics (services/metrics)
     tools: Any = None  # the tools Sluice runs itself (a services.tools.Toolbox)
     context: Any = None  # token calibration and summary settings (services.context)
+    memory_extraction: bool = False  # SLUICE_MEMORY_EXTRACTION: facts mined from answers
 
     def ensure_accepting(self) -> None:
         """A 503 unless a new answer may start now: not while this server shuts down, nor

@@ -142,6 +142,8 @@ class StreamRun:
             self._finish(outcome)
         finally:
             self.finished.set()
+        if outcome.status == "complete" and self.spec.follow_up is not None:
+            self._follow_up()
 
     def _generate(self) -> Outcome:
         """The first round with fallbacks, then a round after each round of server tools."""
@@ -149,6 +151,9 @@ class StreamRun:
         if self._halt.is_set():
             return self._halted(None)
         outcome = self._round(self.spec.candidates)
+        reported = self.answer.usage.input_tokens
+        if self.spec.measured is not None and reported is not None:
+            self.spec.measured(self._model.id, reported)
         while outcome.status == "complete" and outcome.finish_reason == "tool_calls":
             step = self.rounds.after_round(self._model, self.status, self._emit)
             if step.outcome is not None:
@@ -295,6 +300,18 @@ class StreamRun:
             return None
         return None if self._halt.is_set() else "".join(pieces)
 
+    def _follow_up(self) -> None:
+        """The answer's follow-up, after its stream has ended: its failure is logged, as
+        the answer it follows is complete and stored."""
+        assert self.spec.follow_up is not None
+        def complete(model: ResolvedModel, messages: tuple[ChatMessage, ...]) -> str | None:
+            return self._collect_text(model, ChatRequest(model="", messages=messages),
+                                      "follow-up")
+        try:
+            self.spec.follow_up(complete, "".join(self.answer.text))
+        except Exception:
+            logger.exception("the follow-up of stream %s failed", self.spec.stream_id)
+
     def _prepare(self) -> None:
         """The request's own preparation, in the producer: it may replace the messages
         (a long thread's history summarized, documents' excerpts added), telling the
@@ -305,6 +322,7 @@ class StreamRun:
             return self._collect_text(model, ChatRequest(model="", messages=messages),
                                       "preparation")
         messages = self.spec.prepare(self._emit, complete)
+        self.answer.bank_usage()
         if messages is not None:
             self.request = replace(self.request, messages=messages)
 

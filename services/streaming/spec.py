@@ -55,6 +55,12 @@ class RunSpec:
     # instead (a long thread's history with a new summary, documents' excerpts).
     prepare: Callable[[Callable[..., None], Callable[..., str | None]],
                       tuple[Any, ...] | None] | None = None
+    # Told the input tokens the provider reported for the first round, and by which
+    # model: token counts are corrected by what providers say (services/context).
+    measured: Callable[[str, int], None] | None = None
+    # Work after a complete answer, once `done` is sent (memories extracted from the
+    # exchange): called with a way to call a model for its text and the answer's text.
+    follow_up: Callable[[Callable[..., str | None], str], None] | None = None
     limits: AnswerLimits = field(default_factory=AnswerLimits)
 
     @property
