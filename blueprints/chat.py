@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from services import chat
+from services import chat, threads
 from services.auth import current_user
 from services.jobs import jobs, submit
 from services.providers import registry
@@ -18,36 +18,36 @@ bp = Blueprint("chat", __name__, url_prefix="/api/v1/threads")
 
 @bp.post("")
 def create_thread() -> tuple[Response, int]:
-    thread = chat.create_thread(request_session(), registry(), current_user(), json_body())
+    thread = threads.create_thread(request_session(), registry(), current_user(), json_body())
     return jsonify({"thread": thread.to_dict()}), 201
 
 
 @bp.get("")
 def list_threads() -> Response:
-    return jsonify({"threads": [t.to_dict() for t in chat.list_threads(request_session(), current_user())]})
+    return jsonify({"threads": [t.to_dict() for t in threads.list_threads(request_session(), current_user())]})
 
 
 @bp.get("/<id:thread_id>")
 def get_thread(thread_id: str) -> Response:
-    return jsonify({"thread": chat.get_thread(request_session(), current_user(), thread_id).to_dict()})
+    return jsonify({"thread": threads.get_thread(request_session(), current_user(), thread_id).to_dict()})
 
 
 @bp.patch("/<id:thread_id>")
 def rename_thread(thread_id: str) -> Response:
-    thread = chat.update_thread(request_session(), registry(), current_user(), thread_id,
+    thread = threads.update_thread(request_session(), registry(), current_user(), thread_id,
                                 json_body())
     return jsonify({"thread": thread.to_dict()})
 
 
 @bp.delete("/<id:thread_id>")
 def delete_thread(thread_id: str) -> tuple[str, int]:
-    chat.delete_thread(request_session(), streaming(), current_user(), thread_id)
+    threads.delete_thread(request_session(), streaming(), current_user(), thread_id)
     return "", 204
 
 
 @bp.get("/<id:thread_id>/messages")
 def list_messages(thread_id: str) -> Response:
-    messages = chat.list_messages(request_session(), current_user(), thread_id)
+    messages = threads.list_messages(request_session(), current_user(), thread_id)
     return jsonify({"messages": [m.to_dict() for m in messages]})
 
 

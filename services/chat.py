@@ -1,4 +1,5 @@
-"""Threads and replies: what the chat endpoints do, independent of HTTP.
+"""Replies: what the message endpoints do, independent of HTTP (threads themselves are
+services/threads.py).
 
 A reply is validated completely before anything is stored; then the user
 message and the (empty, streaming) assistant message are stored in one
@@ -19,9 +20,9 @@ from .context import budget_for
 from .context.thread import (Preparation, Retrieval, ThreadContext, system_prompt,
                              thread_context)
 from .conversation import message_row, pending_tool_calls, store_tool_round
-from .documents import attach_documents, has_documents, parse_document_ids, search, search_scope
+from .documents import has_documents, search, search_scope
 from .errors import ApiError
-from .fields import answer_limits, model_chain, model_field, optional_text
+from .fields import answer_limits, model_chain, model_field
 from .memory import (extraction_prompt, list_memories, parse_extracted, remember, remembered,
                      store_extracted)
 from .providers import ChatRequest, ProviderRegistry, ResolvedModel, ToolSpec
@@ -33,88 +34,13 @@ from .streaming import RunSpec, ServerTools, StreamRun, Streaming, to_client
 from .streaming.leases import lease_until
 from .streaming.records import AnswerRow
 from .streaming.subscribe import follow
+from .threads import thread_not_found
 
 TITLE_LENGTH = 60
 _THREADS, _MESSAGES = Thread.__table__, Message.__table__
 # What a reply reads of the earlier messages: enough to rebuild the conversation.
 _HISTORY_COLUMNS = tuple(_MESSAGES.c[name] for name in (
     "role", "content", "status", "finish_reason", "tool_calls", "tool_call_id", "position"))
-
-
-def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
-                  body: dict[str, Any]) -> Thread:
-    """A new, empty thread; its model (if given) must be one this server can serve."""
-    title = optional_text(body, "title", 200)
-    model = model_field(body)
-    system = optional_text(body, "system")
-    if model is not None:
-        model_chain(providers, model)
-        user.check_model(model)
-    attached = parse_document_ids(body)
-    thread = Thread(user_id=user.id, title=title, model=model, system=system)
-    if attached:
-        attach_documents(session, user, thread, attached)
-    session.add(thread)
-    session.commit()
-    return thread
-
-
-def list_threads(session: Session, user: Identity) -> list[Thread]:
-    return list(session.scalars(select(Thread).where(Thread.user_id == user.id)
-                                .order_by(Thread.updated_at.desc(), Thread.created_at.desc())))
-
-
-def _thread_not_found(thread_id: str) -> ApiError:
-    return ApiError(404, "thread_not_found", f"There is no thread {thread_id!r}.")
-
-
-def get_thread(session: Session, user: Identity, thread_id: str) -> Thread:
-    """The thread, if it is `user`'s: another user's is not found, exactly like none."""
-    thread = session.get(Thread, thread_id)
-    if thread is None or thread.user_id != user.id:
-        raise _thread_not_found(thread_id)
-    return thread
-
-
-EDITABLE = ("title", "model", "system", "documents")
-
-
-def update_thread(session: Session, providers: ProviderRegistry, user: Identity,
-                  thread_id: str, body: dict[str, Any]) -> Thread:
-    """Change the fields the body names: `title` (never empty), `model` and `system` (null
-    clears them), `documents` (the attached documents, [] for none)."""
-    thread = get_thread(session, user, thread_id)
-    if "title" in body or not any(name in body for name in EDITABLE):
-        title = optional_text(body, "title", 200)
-        if title is None or not title.strip():
-            raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")
-        thread.title = title.strip()
-    if "model" in body:
-        thread.model = model_field(body)
-        if thread.model is not None:
-            model_chain(providers, thread.model)
-            user.check_model(thread.model)
-    if "system" in body:
-        thread.system = optional_text(body, "system")
-    attached = parse_document_ids(body)
-    if attached is not None:
-        attach_documents(session, user, thread, attached)
-    session.commit()
-    return thread
-
-
-def delete_thread(session: Session, core: Streaming, user: Identity, thread_id: str) -> None:
-    """Delete a thread and its messages, stopping any answer still streaming into it."""
-    thread = get_thread(session, user, thread_id)
-    for run in core.runs.for_thread(thread_id):
-        run.cancel()
-        run.finished.wait(5)
-    session.delete(thread)
-    session.commit()
-
-
-def list_messages(session: Session, user: Identity, thread_id: str) -> list[Message]:
-    return list(get_thread(session, user, thread_id).messages)
 
 
 @dataclass(frozen=True)
@@ -172,7 +98,7 @@ def _thread_for_reply(connection: Any, user: Identity, thread_id: str) -> Any:
                                 .where(_THREADS.c.id == thread_id,
                                        _THREADS.c.user_id == user.id)).first()
     if thread is None:
-        raise _thread_not_found(thread_id)
+        raise thread_not_found(thread_id)
     return thread
 
 
