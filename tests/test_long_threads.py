@@ -145,6 +145,9 @@ def test_answers_are_grounded_in_the_users_own_documents(app, fake_openai):
     assert sources and sources[0]["document_id"] == document["id"]
     assert sources[0]["filename"] == "handbook.md" and "backpack" in sources[0]["excerpt"]
     assert "blue backpack" in system_of(fake_openai.requests["ctx-small"][-1]["json"])
+    answer = client.get(f"/api/v1/threads/{events[0].data['thread_id']}/messages",
+                        headers=alice).get_json()["messages"][1]
+    assert answer["sources"] == sources  # kept with the answer, for its citations
     # Bob has no documents: nothing is searched, and Alice's never reach him.
     events = send(client, bob, new_thread(client, bob), "What do new hires get?")
     assert not [e for e in events if e.event == "sources"]

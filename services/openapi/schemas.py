@@ -91,6 +91,9 @@ MESSAGE = closed({
     "finish_reason": nullable({"enum": FINISH_REASONS}),
     "tool_calls": nullable({"type": "array", "items": ref("ToolCall")}),
     "tool_call_id": nullable({"type": "string", "description": "On `tool` messages."}),
+    "sources": nullable({"type": "array", "items": {"type": "object"},
+                         "description": "The document excerpts an answer was given, as its "
+                                        "`sources` event listed them (for citations)."}),
     "usage": ref("Usage"),
     "metrics": ref("Metrics"),
     "error": nullable(ref("MessageError")),

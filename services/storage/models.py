@@ -161,6 +161,8 @@ class Message(AnswerColumns, Base):
     role: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="complete")
     tool_call_id: Mapped[str | None] = mapped_column(String(64))  # on role "tool" messages
+    # The document excerpts an answer was given (the `sources` event), for its citations.
+    sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     thread: Mapped[Thread] = relationship(back_populates="messages")
 
@@ -176,6 +178,7 @@ class Message(AnswerColumns, Base):
             "finish_reason": self.finish_reason,
             "tool_calls": self.tool_calls,
             "tool_call_id": self.tool_call_id,
+            "sources": self.sources,
             "usage": self.usage(),
             "metrics": self.metrics(),
             "error": self.error,

@@ -58,6 +58,7 @@ class Answer:
         self._current = Usage(None, None)  # this round's, as the provider reports it
         self.finish_reason: str | None = None
         self.round = 1
+        self.sources: list[dict[str, Any]] | None = None  # the documents' excerpts it was given
         self._round_start = (0, 0)  # text pieces and tool calls before this round
         self.started = time.monotonic()
         self.first_output_at: float | None = None
@@ -146,7 +147,8 @@ class Answer:
                       metrics: dict[str, Any]) -> dict[str, Any]:
         """The answer's row as it ends."""
         usage = self.usage_dict()
-        return {"content": "".join(self.text), "reasoning": "".join(self.reasoning) or None,
+        kept = {} if self.sources is None else {"sources": self.sources}
+        return {**kept, "content": "".join(self.text), "reasoning": "".join(self.reasoning) or None,
                 "model": model_id, "status": outcome.status,
                 "finish_reason": outcome.finish_reason, "tool_calls": self.tool_calls or None,
                 "error": outcome.error, "lease_expires_at": None, **usage, **metrics}

@@ -333,6 +333,8 @@ class StreamRun:
         self._emit("status", {"stage": stage, "message": message, **details})
 
     def _emit(self, event_type: str, payload: dict[str, Any]) -> None:
+        if event_type == "sources":  # the answer keeps them, for its citations
+            self.answer.sources = payload["sources"]
         self.log.append(self.spec.stream_id, event_type, payload)
 
     def _apply(self, event: ProviderEvent) -> None:
