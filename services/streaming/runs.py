@@ -25,14 +25,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..providers import ChatRequest, ResolvedModel
-from ..providers.base import (ChatMessage, Finish, ProviderEvent, ProviderStream, ReasoningDelta,
-                              TextDelta, ToolCall, Usage)
+from ..providers.base import (Finish, ProviderEvent, ProviderStream, ReasoningDelta, TextDelta,
+                              ToolCall, Usage)
 from ..providers.errors import ProviderError, ProviderTimeoutError
 from ..storage import Database
 from ..storage.safe_text import storable
@@ -43,6 +42,7 @@ from .event_log import EventLog
 from .leases import INTERRUPTED
 from .observer import NO_OBSERVER, StreamObserver
 from .spec import RunSpec
+from .side_calls import SideCalls
 from .tool_rounds import ToolRounds
 from .upstream import Upstream
 
@@ -58,7 +58,7 @@ def _failed(exc: ProviderError) -> Outcome:
                                       "retryable": exc.retryable})
 
 
-class StreamRun:
+class StreamRun(SideCalls):
     """Produces one answer into the event log and its stored row."""
 
     def __init__(self, spec: RunSpec, log: EventLog, db: Database,
@@ -257,74 +257,6 @@ class StreamRun:
     def _disarm_first_token_timer(self) -> None:
         self.deadlines.cancel(self._first_token_deadline)
         self._first_token_deadline = None
-
-    # --- an operation's result --------------------------------------------------------
-
-    def _make_result(self, outcome: Outcome) -> Outcome:
-        step = self.spec.result_step
-        assert step is not None
-        made = step.finish("".join(self.answer.text), self._repair)
-        self._result = {"result": made.result, "repaired": made.repaired}
-        if self._halt.is_set():
-            return self._halted(None)
-        return outcome if made.error is None else Outcome("error", "error", made.error)
-
-    def _repair(self, prompt: str) -> str | None:
-        """Ask the model that answered once more, after its answer: `prompt` says what was
-        wrong. Its text is collected, not streamed; None if the call failed."""
-        self.status("retrying", "The answer was not valid; asking the model to correct it.",
-                    reason="invalid_output", attempt=2)
-        request = replace(self.request, messages=(
-            *self.request.messages, ChatMessage("assistant", "".join(self.answer.text)),
-            ChatMessage("user", prompt)))
-        return self._collect_text(self._model, request, "repair")
-
-    def _collect_text(self, model: ResolvedModel, request: ChatRequest,
-                      purpose: str) -> str | None:
-        """A call whose text is collected, not streamed (a repair, a summary); its usage
-        counts toward the answer's. None if it failed or the answer was stopped."""
-        pieces: list[str] = []
-        try:
-            upstream = self.upstream.open(model, model.request(request), self._stopping)
-            try:
-                for event in upstream:
-                    if isinstance(event, TextDelta):
-                        pieces.append(storable(event.text))
-                    elif isinstance(event, Usage):
-                        self.answer.add_usage(event, accumulate=True)
-            finally:
-                self.upstream.release(upstream)
-        except ProviderError as exc:
-            logger.info("stream %s: the %s call failed (%s)", self.spec.stream_id, purpose,
-                        exc.code)
-            return None
-        return None if self._halt.is_set() else "".join(pieces)
-
-    def _follow_up(self) -> None:
-        """The answer's follow-up, after its stream has ended: its failure is logged, as
-        the answer it follows is complete and stored."""
-        assert self.spec.follow_up is not None
-        def complete(model: ResolvedModel, messages: tuple[ChatMessage, ...]) -> str | None:
-            return self._collect_text(model, ChatRequest(model="", messages=messages),
-                                      "follow-up")
-        try:
-            self.spec.follow_up(complete, "".join(self.answer.text))
-        except Exception:
-            logger.exception("the follow-up of stream %s failed", self.spec.stream_id)
-
-    def _prepare(self) -> None:
-        """The request's own preparation, in the producer: it may replace the messages
-        (a long thread's history summarized, documents' excerpts added), telling the
-        readers with its events (`status`, `sources`)."""
-        if self.spec.prepare is None:
-            return
-        def complete(model: ResolvedModel, messages: tuple[ChatMessage, ...]) -> str | None:
-            return self._collect_text(model, ChatRequest(model="", messages=messages),
-                                      "preparation")
-        messages = self.spec.prepare(self._emit, complete)
-        self.answer.bank_usage()
-        if messages is not None:
-            self.request = replace(self.request, messages=messages)
 
     # --- events ---------------------------------------------------------------------
 
