@@ -219,3 +219,14 @@ def test_facts_are_extracted_after_an_answer_only_when_turned_on(make_app, fake_
             assert [(m["content"], m["source"]) for m in memories] == [
                 ("Lives in Oslo", "extracted")]
             assert "I just moved to Oslo." in json.dumps(fake_openai.requests["ctx-small"][1])
+
+
+def test_the_demo_model_cites_the_excerpts_it_was_given(make_app):
+    client = make_app().test_client()
+    assert upload(client, "handbook.md", HANDBOOK.encode(), "text/markdown").status_code == 201
+    thread_id = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
+    events = send(client, {}, thread_id, "What do new hires get on day one?")
+    [sources] = [e.data["sources"] for e in events if e.event == "sources"]
+    text = "".join(e.data["content"] for e in events if e.event == "delta")
+    assert "### From your documents" in text and "blue backpack" in text
+    assert "[1]" in text and sources[0]["filename"] == "handbook.md"

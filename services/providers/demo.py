@@ -97,6 +97,23 @@ def _after_tools(messages: tuple[ChatMessage, ...]) -> str | None:
     return "\n".join(lines)
 
 
+# How Sluice numbers the excerpts of the user's documents in the system prompt
+# (services/documents/retrieval.py): "[1] handbook.md (chunk 3)" and the text below it.
+_EXCERPT = re.compile(r"^\[(\d+)\] (.+?) \(chunk (\d+)\)\n(.*?)(?=\n\n\[\d+\] |\Z)",
+                      re.MULTILINE | re.DOTALL)
+
+
+def _citations(messages: tuple[ChatMessage, ...]) -> list[str]:
+    """The document excerpts the request carries, as the lines of a cited answer."""
+    system = "\n".join(m.content for m in messages if m.role == "system")
+    return [f"- [{number}] {_excerpt(_without_headings(text), 120)} — *{name}, chunk {chunk}*"
+            for number, name, chunk, text in _EXCERPT.findall(system)]
+
+
+def _without_headings(text: str) -> str:
+    return " ".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
 def _calls_preamble(calls: tuple[ToolCall, ...]) -> str:
     names = [f"`{name}`" for name in dict.fromkeys(call.name for call in calls)]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -127,6 +144,9 @@ def demo_answer(request: ChatRequest) -> str:
         f"- Its longest word is `{longest}`.",
         f"- This is turn {turns} of this thread.",
         "",
+        *(["### From your documents",
+           "Sluice searched your documents and gave me these excerpts:",
+           *citations, ""] if (citations := _citations(request.messages)) else []),
         "### What is happening right now",
         "1. Sluice stored your message before calling any model.",
         "2. A producer is generating this answer and appending each piece to the "
