@@ -72,12 +72,7 @@ async function followIndexing(job, filename) {
   const handle = openStream({
     eventsUrl: `/api/v1/jobs/${encodeURIComponent(job.id)}/events`,
     headers: authHeaders,
-    handlers: {
-      onStatus: (data) => {
-        showProgress(`${filename}: ${indexingText(data)}`);
-        if (data.stage === "indexing") showDocuments(); // the list shows it processing
-      },
-    },
+    handlers: { onStatus: (data) => showProgress(`${filename}: ${indexingText(data)}`) },
   });
   const done = await handle.done;
   if (done.status === "error" && done.error?.message) showError(`${filename}: ${done.error.message}`);
