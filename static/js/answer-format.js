@@ -99,3 +99,15 @@ export function statusText(data) {
 
 /** What the status line says before any text or status has arrived. */
 export const THINKING_TEXT = "Thinking…";
+
+/**
+ * A source's line under an answer: "[1] handbook.md · chunk 3". `index` counts from 0
+ * as the `sources` event lists them (best first); the chunk is the event's 0-based
+ * position in its document shown counting from 1, as people count.
+ */
+export function citationLabel(source, index) {
+  const name = String(source?.filename || "").trim() || "a document";
+  const parts = [`[${index + 1}] ${name}`];
+  if (Number.isInteger(source?.chunk) && source.chunk >= 0) parts.push(`chunk ${source.chunk + 1}`);
+  return parts.join(" · ");
+}

@@ -1,11 +1,12 @@
 // One assistant answer on the page: Markdown rendered by marked and made safe by
 // safe-html.js before it touches the DOM (model output can contain HTML, scripts,
 // styles, forms and remote images; none of them may act), its reasoning, its tool
-// calls, a status line while it is under way, and a line of details. Tool names,
+// calls, a status line while it is under way, the document excerpts it was given (its
+// sources, from the stream's `sources` event) and a line of details. Tool names,
 // arguments and results are model or tool output too: they go in as textContent only.
 import { marked } from "../vendor/marked/marked.esm.js";
 import {
-  formatArguments, isLong, statusText, THINKING_TEXT, toolState,
+  citationLabel, formatArguments, isLong, statusText, THINKING_TEXT, toolState,
 } from "./answer-format.js";
 import { loadImagesOnClick, safeFragment } from "./safe-html.js";
 
@@ -46,6 +47,10 @@ export class AnswerView {
     this.tools = element("div", "tools");
     this.body = element("div", "body");
     this.details = element("div", "details");
+    // "Sources: [1] handbook.md · chunk 3", each excerpt in a <details>. Only while the
+    // page saw the stream: sources are not stored with the message.
+    this.sources = element("div", "sources");
+    this.sources.hidden = true;
     // "Waiting for demo/echo…", "Running calculator…": only while the answer is under way.
     this.statusLine = element("p", "status-line");
     this.statusLine.setAttribute("role", "status");
@@ -55,7 +60,7 @@ export class AnswerView {
     // Remote images the reader chose to load stay loaded as the text repaints.
     this.shownImages = new Set();
     loadImagesOnClick(this.body, this.shownImages);
-    this.root.append(this.thinking, this.tools, this.body, this.details);
+    this.root.append(this.thinking, this.tools, this.body, this.sources, this.details);
     for (const call of message.tool_calls || []) this.addToolCall(call);
     this.render();
     if (message.status) this.finish(message);
@@ -75,6 +80,7 @@ export class AnswerView {
     this.reasoning = "";
     this.tools.replaceChildren();
     this.calls.clear();
+    this.showSources([]);
     this.render();
     if (!this.settled) this.showStatus(THINKING_TEXT);
   }
@@ -117,6 +123,21 @@ export class AnswerView {
     if (args) card.append(element("pre", "arguments", args));
     this.tools.append(card);
     this.showToolState(entry);
+  }
+
+  /** A `sources` event's chunks, numbered in the order given (best first). */
+  showSources(sources) {
+    const list = element("ol", "source-list");
+    (Array.isArray(sources) ? sources : []).forEach((source, index) => {
+      const item = element("li", "source");
+      const excerpt = element("details", "source-excerpt");
+      excerpt.append(element("summary", "", citationLabel(source, index)),
+                     element("p", "excerpt", String(source?.excerpt ?? "")));
+      item.append(excerpt);
+      list.append(item);
+    });
+    this.sources.replaceChildren(element("span", "sources-title", "Sources:"), list);
+    this.sources.hidden = list.childElementCount === 0;
   }
 
   /** A tool_result event (or a stored tool message made one by toolResultOfMessage). */

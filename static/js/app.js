@@ -3,6 +3,7 @@
 import { toolResultOfMessage } from "./answer-format.js";
 import { AnswerView, element } from "./answer-view.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
+import { markMessage, showSummary } from "./thread-summary.js";
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
@@ -44,9 +45,10 @@ function scrollToEnd() {
   ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
-function showUserMessage(content) {
+function showUserMessage(content, messageId) {
   ui.empty.hidden = true;
   const node = element("article", "message user");
+  markMessage(node, messageId); // a summary marker may go after it
   node.setAttribute("aria-label", "Your message");
   node.append(element("div", "body", content));
   ui.messages.append(node);
@@ -56,6 +58,7 @@ function showUserMessage(content) {
 function showAnswer(message) {
   ui.empty.hidden = true;
   const view = new AnswerView(message, scrollToEnd);
+  markMessage(view.root, message.id);
   ui.messages.append(view.root);
   scrollToEnd();
   return view;
@@ -131,13 +134,16 @@ async function loadThread(threadId) {
   ui.empty.hidden = messages.length > 0;
   let answer = null;
   for (const message of messages) {
-    if (message.role === "user") showUserMessage(message.content);
-    else if (message.role === "tool") answer?.addToolResult(toolResultOfMessage(message));
-    else if (message.status === "streaming") {
+    if (message.role === "user") showUserMessage(message.content, message.id);
+    else if (message.role === "tool") {
+      answer?.addToolResult(toolResultOfMessage(message));
+      markMessage(answer?.root, message.id); // drawn in its answer's card
+    } else if (message.status === "streaming") {
       answer = showAnswer({});
       follow(answer, { streamId: message.stream_id, lastEventId: 0 });
     } else answer = showAnswer(message);
   }
+  showSummary(ui.messages, thread.summary);
   await loadThreads();
 }
 
@@ -166,20 +172,21 @@ async function ensureThread(content) {
 
 async function send(content) {
   const threadId = await ensureThread(content);
-  showUserMessage(content);
+  const question = showUserMessage(content);
   const body = { content, model: ui.models.value || undefined };
-  if (!preference.get()) return sendWhole(threadId, body);
+  if (!preference.get()) return sendWhole(threadId, body, question);
   const view = showAnswer({});
   follow(view, { url: `/api/v1/threads/${threadId}/messages/stream`, body },
-         () => send(content));
+         () => send(content), question);
 }
 
-async function sendWhole(threadId, body) {
+async function sendWhole(threadId, body, question) {
   setBusy(true);
   try {
-    const { response } = await sendMessage({
+    const { message, response } = await sendMessage({
       url: `/api/v1/threads/${threadId}/messages`, body, headers: authHeaders,
     });
+    markMessage(question, message?.id);
     const view = showAnswer(response);
     if (response.tool_calls?.length) {
       // The answer is shown already; cards left without their results are no reason to fail it.
@@ -204,7 +211,8 @@ async function showToolResults(view, threadId, messageId) {
 }
 
 // Stream into `view`: a new answer (url + body) or one already under way (streamId).
-function follow(view, source, retry) {
+// `question`: the user's message on the page, to be given its id once it is stored.
+function follow(view, source, retry, question = null) {
   view.startStreaming();
   setBusy(true);
   const handle = openStream({
@@ -212,6 +220,8 @@ function follow(view, source, retry) {
     headers: authHeaders,
     handlers: {
       onReset: () => view.reset(),
+      onMessageSaved: (data) => { if (question) markMessage(question, data.message.id); },
+      onSources: (data) => view.showSources(data.sources),
       onDelta: (data) => view.append("text", data.content),
       onReasoning: (data) => view.append("reasoning", data.content),
       onStatus: (data) => view.showStatus(data),
@@ -238,8 +248,16 @@ async function settle(active, done) {
     active.view.reasoning = stored.reasoning || "";
     active.view.render();
     active.view.finish(stored);
+    markMessage(active.view.root, stored.id);
   }
   finishActive(active);
+  // The answer may have summarized the thread (status summarizing): show where, if so.
+  if (active.threadId === state.threadId) refreshSummary(active.threadId).catch(() => {});
+}
+
+async function refreshSummary(threadId) {
+  const { thread } = await api("GET", `/api/v1/threads/${threadId}`);
+  if (threadId === state.threadId) showSummary(ui.messages, thread.summary);
 }
 
 async function storedAnswer(threadId, messageId) {

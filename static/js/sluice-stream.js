@@ -28,6 +28,11 @@
  * signed in with its session cookie passes `{"X-CSRF-Token": token}`, a program its
  * `{Authorization: "Bearer sk-sluice-…"}`.
  *
+ * `options.eventsUrl` follows an event stream that already exists with GET instead (a
+ * job's `/api/v1/jobs/<id>/events`): after a drop the same URL is asked again with
+ * `Last-Event-ID`, and a `204` (the stream is over and nothing is left to read) resolves
+ * `done` with `{status: "ended", no_done_event: true}`.
+ *
  * `stream.done` rejects with an Error carrying `.status` and `.code` when the server
  * refuses the request (unknown thread, bad body), and with code
  * "stream_lost" when every attempt to reconnect failed. Also exported: `sendMessage`
@@ -43,6 +48,7 @@ const HANDLER_FOR_TYPE = {
   delta: "onDelta",
   reasoning: "onReasoning",
   status: "onStatus",
+  sources: "onSources",
   tool_call: "onToolCall",
   tool_result: "onToolResult",
   usage: "onUsage",
@@ -147,8 +153,8 @@ function sleep(ms, signal) {
 }
 
 /**
- * Starts (options.url + options.body) or resumes (options.streamId + lastEventId) a
- * stream and calls options.handlers for each new event. Returns
+ * Starts (options.url + options.body), resumes (options.streamId + lastEventId) or
+ * follows (options.eventsUrl) a stream and calls options.handlers for each new event. Returns
  * { done, stop(), streamId, lastEventId }; see the comment at the top of this file.
  */
 export function openStream(options) {
@@ -187,7 +193,8 @@ export function openStream(options) {
   }
 
   function resumeRequest() {
-    return request(`${baseUrl}/api/v1/streams/${encodeURIComponent(streamId)}/events`, {
+    const url = options.eventsUrl ?? `${baseUrl}/api/v1/streams/${encodeURIComponent(streamId)}/events`;
+    return request(url, {
       method: "GET",
       headers: { ...extraHeaders, Accept: "text/event-stream", "Last-Event-ID": String(lastEventId) },
     });
@@ -221,6 +228,12 @@ export function openStream(options) {
 
   /** Reads one response until done or until it ends; an error of a handler is not caught. */
   async function readEvents(response) {
+    if (response.status === 204) {
+      // Over, and nothing left to read: a stream followed by URL ends here, without done.
+      finished = true;
+      resolveDone({ status: "ended", no_done_event: true });
+      return;
+    }
     if (!response.body) return;
     const parser = createEventParser(handleEvent);
     const reader = response.body.getReader();
@@ -248,7 +261,7 @@ export function openStream(options) {
         lastError = error.cause;
       }
       if (finished || stopped) return;
-      if (streamId === null) throw streamLost("connection lost before the stream started", lastError);
+      if (streamId === null && !options.eventsUrl) throw streamLost("connection lost before the stream started", lastError);
       attempt += 1;
       if (attempt > retry.maxAttempts) {
         throw streamLost(`connection lost; gave up after ${retry.maxAttempts} attempts`, lastError);

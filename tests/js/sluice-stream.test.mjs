@@ -478,3 +478,43 @@ test("sendMessage sends options.headers too", async () => {
   await sendMessage({ url: START_URL, body, fetch: server.fetch, headers: { "X-CSRF-Token": "t0ken" } });
   assert.equal(server.calls[0].headers.get("x-csrf-token"), "t0ken");
 });
+
+test("a sources event reaches onSources with the chunks given to the model", async () => {
+  const chunk = { document_id: "doc_1", filename: "handbook.md", chunk: 2, score: 1.5, excerpt: "Refunds…" };
+  const server = scriptedFetch([streamed(start() +
+    status(2, "retrieving", "Searching your documents…") +
+    sse(3, "sources", { sources: [chunk] }) + delta(4, "See [1].") + done(5))]);
+  const seen = [];
+  const stream = openStream({ url: START_URL, body, fetch: server.fetch,
+    handlers: { onSources: (data) => seen.push(data) } });
+  await stream.done;
+  assert.deepEqual(seen.map((data) => [data.seq, data.sources]), [[3, [chunk]]]);
+});
+
+const JOB_EVENTS = `${BASE}/api/v1/jobs/job_1/events`;
+const indexing = (seq, done, total) => status(seq, "indexing", `Indexed ${done} of ${total} chunks.`,
+  { chunks_done: done, chunks_total: total });
+
+test("eventsUrl follows a job's stream by GET and resumes it at the same URL after a drop", async () => {
+  const events = [status(1, "queued", "The job was queued."), indexing(2, 1, 3), indexing(3, 3, 3),
+    sse(4, "done", { status: "complete", document: { id: "doc_1", status: "ready" } })];
+  const server = scriptedFetch([
+    streamed(events.slice(0, 2).join(""), { ending: "error" }),
+    streamed(events.slice(1).join("")), // the resume repeats event 2: handled once
+  ]);
+  const seen = [];
+  const stream = openStream({ eventsUrl: JOB_EVENTS, fetch: server.fetch, retry: FAST,
+    headers: { "X-CSRF-Token": "t" }, handlers: { onStatus: (data) => seen.push(data.seq) } });
+  const result = await stream.done;
+  assert.deepEqual(seen, [1, 2, 3]);
+  assert.equal(result.document.status, "ready");
+  assert.deepEqual(server.calls.map((c) => [c.url, c.init.method, c.headers.get("last-event-id")]),
+    [[JOB_EVENTS, "GET", "0"], [JOB_EVENTS, "GET", "2"]]);
+  assert.equal(server.calls[1].headers.get("x-csrf-token"), "t");
+});
+
+test("eventsUrl answered 204 (over, nothing left to read) ends without a done event", async () => {
+  const server = scriptedFetch([() => new Response(null, { status: 204 })]);
+  const stream = openStream({ eventsUrl: JOB_EVENTS, fetch: server.fetch });
+  assert.deepEqual(await stream.done, { status: "ended", no_done_event: true });
+});
