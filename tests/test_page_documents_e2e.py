@@ -51,6 +51,9 @@ def test_an_uploaded_handbook_is_cited_attached_and_deleted(page, tmp_path):
     citation.click()  # the excerpt opens under its label
     expect(answer(page).locator(".source-excerpt .excerpt").first).to_contain_text("paid leave")
     save_screenshot(page, "documents.png")
+    page.reload()  # the answer keeps its sources
+    expect(answer(page).locator(".sources .source-excerpt summary").first).to_have_text(
+        re.compile(r"^\[1\] handbook\.md · chunk \d+$"))
 
     panel = open_panel(page)
     attached = panel.locator("#documents-attached")

@@ -126,7 +126,7 @@ def sources_prompt(sources: Sequence[Source], limit_tokens: int,
     parts: list[str] = [PROMPT_HEADER]
     used: list[Source] = []
     for source in sources:
-        entry = f"[{len(used) + 1}] {source.filename} (chunk {source.chunk})\n{source.text}"
+        entry = f"[{len(used) + 1}] {source.filename} (chunk {source.chunk + 1})\n{source.text}"
         candidate = "\n\n".join([*parts, entry])
         if count(candidate) > limit_tokens:
             entry = _shortened(parts, entry, limit_tokens, count)

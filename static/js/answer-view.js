@@ -47,8 +47,8 @@ export class AnswerView {
     this.tools = element("div", "tools");
     this.body = element("div", "body");
     this.details = element("div", "details");
-    // "Sources: [1] handbook.md · chunk 3", each excerpt in a <details>. Only while the
-    // page saw the stream: sources are not stored with the message.
+    // "Sources: [1] handbook.md · chunk 3", each excerpt in a <details>: from the stream's
+    // `sources` event, or from the stored message (its `sources`) after a reload.
     this.sources = element("div", "sources");
     this.sources.hidden = true;
     // "Waiting for demo/echo…", "Running calculator…": only while the answer is under way.
@@ -62,6 +62,7 @@ export class AnswerView {
     loadImagesOnClick(this.body, this.shownImages);
     this.root.append(this.thinking, this.tools, this.body, this.sources, this.details);
     for (const call of message.tool_calls || []) this.addToolCall(call);
+    if (message.sources?.length) this.showSources(message.sources);
     this.render();
     if (message.status) this.finish(message);
   }
