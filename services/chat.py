@@ -25,7 +25,7 @@ from .errors import ApiError
 from .fields import answer_limits, model_chain, model_field
 from .memory import (extraction_prompt, list_memories, parse_extracted, remember, remembered,
                      store_extracted)
-from .providers import ChatRequest, ProviderRegistry, ResolvedModel, ToolSpec
+from .providers import ChatRequest, Embedder, ProviderRegistry, ResolvedModel, ToolSpec
 from .providers.catalog import AnswerLimits
 from .storage import Message, Thread
 from .storage.models import new_id
@@ -145,11 +145,12 @@ def _context(session: Session, providers: ProviderRegistry, core: Streaming, use
     summary_model = model_chain(providers, settings.summary_model)[0] \
         if settings.summary_model else model
     return found, Preparation(found, core.db, settings.summary_share, summary_model,
-                              _retrieval(session, core, user, thread_id, messages))
+                              _retrieval(session, core, user, thread_id, messages,
+                                         providers.embedder))
 
 
 def _retrieval(session: Session, core: Streaming, user: Identity, thread_id: str,
-               messages: Sequence[Any]) -> Retrieval | None:
+               messages: Sequence[Any], embedder: Embedder | None) -> Retrieval | None:
     """How the run searches the user's documents for the last user message: the
     thread's attached ones, or all of theirs; None when there is nothing to search."""
     query = next((m.content for m in reversed(messages) if m.role == "user"), None)
@@ -159,7 +160,7 @@ def _retrieval(session: Session, core: Streaming, user: Identity, thread_id: str
 
     def search_documents(text: str) -> list[Any]:
         with core.db.transaction() as own:
-            return search(own, user.id, text, scope)
+            return search(own, user.id, text, scope, embedder=embedder)
     return Retrieval(search_documents, query)
 
 

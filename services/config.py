@@ -126,6 +126,9 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         # exchange and stores them as memories (services/memory); each user sees and can
         # delete every one. Off by default: it is a second model call per answer.
         "SLUICE_MEMORY_EXTRACTION": "off",
+        # `provider/model` that embeds document chunks and questions for vector search
+        # beside full-text search (openai/… or ollama/…); empty: full-text search only.
+        "SLUICE_EMBEDDING_MODEL": "",
     }
 
 
@@ -271,6 +274,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SLUICE_WEBHOOK_ALLOW_PRIVATE": ("SLUICE_WEBHOOK_ALLOW_PRIVATE", _on_off),
     "SLUICE_WEBHOOK_RETRY_SECONDS": ("SLUICE_WEBHOOK_RETRY_SECONDS", parse_schedule),
     "SLUICE_MEMORY_EXTRACTION": ("SLUICE_MEMORY_EXTRACTION", _on_off),
+    "SLUICE_EMBEDDING_MODEL": ("SLUICE_EMBEDDING_MODEL", str),
 }
 
 

@@ -15,7 +15,8 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class Reply:
     http10: bool = False  # an HTTP/1.0 status line: no chunking, the body ends at close
     headers: dict[str, str] = field(default_factory=dict)
     split_at: list[bytes] | None = None  # explicit pieces instead of `body`
+    # Computes the body from the request's JSON (an embeddings server), instead of `body`.
+    answer: Callable[[dict], bytes] | None = None
 
     def parts(self) -> list[bytes]:
         if self.split_at is not None:
@@ -124,6 +127,8 @@ class FakeUpstream:
                         {"path": self.path, "headers": dict(self.headers), "json": payload,
                          "at": time.monotonic(), "client_port": self.client_address[1]})
                 reply = upstream._next_reply(model)
+                if reply.answer is not None:
+                    reply = replace(reply, body=reply.answer(payload), answer=None)
                 try:
                     self._wait(reply.hold)
                     self._send(reply)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
+from ..providers import registry
+
 from .library import (DocumentSettings, Upload, attach_documents, delete_document,
                       get_document, has_documents, list_documents, parse_document_ids, search_scope,
                       upload_document)
@@ -25,7 +27,8 @@ __all__ = ["DocumentError", "DocumentSettings", "Source", "SourcesPrompt", "Uplo
 def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = DocumentSettings(
         max_bytes=app.config["SLUICE_DOCUMENT_MAX_BYTES"],
-        inline_bytes=app.config["SLUICE_DOCUMENT_INLINE_BYTES"])
+        inline_bytes=app.config["SLUICE_DOCUMENT_INLINE_BYTES"],
+        embedder=registry(app).embedder)
 
 
 def document_settings(app: Flask | None = None) -> DocumentSettings:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import undefer
 
+from ..providers.embeddings import Embedder
 from ..storage import Database
 from ..storage.documents import Document
 from ..storage.work import Job
@@ -22,9 +23,11 @@ GONE = {"code": "document_not_found", "retryable": False,
 
 
 def run_document_job(db: Database, log: EventLog, job: Job, stream_id: str,
-                     prelude: Sequence[tuple[str, dict[str, Any]]]
+                     prelude: Sequence[tuple[str, dict[str, Any]]],
+                     embedder: Embedder | None = None
                      ) -> tuple[str, Any, dict[str, Any] | None]:
-    """Index the job's document; returns the job's (status, result, error)."""
+    """Index the job's document (its chunks embedded by `embedder`, if any); returns the
+    job's (status, result, error)."""
     log.open(stream_id)
     for event_type, payload in prelude:
         log.append(stream_id, event_type, payload)
@@ -42,7 +45,7 @@ def run_document_job(db: Database, log: EventLog, job: Job, stream_id: str,
             view, status, error = None, "failed", GONE
         else:
             if document.status == "processing" and document.upload is not None:
-                index_document(session, document, document.upload, progress)
+                index_document(session, document, document.upload, progress, embedder)
             view = document.to_dict()
             status = "complete" if document.status == "ready" else "failed"
             error = None if status == "complete" else {

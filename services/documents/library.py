@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..auth import Identity
 from ..errors import ApiError
+from ..providers.embeddings import Embedder
 from ..storage.documents import Document, ThreadDocument
 from ..storage.models import Thread, new_id, utcnow
 from ..storage.work import Job
@@ -27,6 +28,7 @@ MAX_ATTACHED = 100
 class DocumentSettings:
     max_bytes: int  # larger uploads are a 413
     inline_bytes: int  # larger ones are indexed by a job
+    embedder: Embedder | None = None  # SLUICE_EMBEDDING_MODEL; None: full-text search only
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def upload_document(session: Session, user: Identity, upload: Upload,
         session.commit()
         return document, job
     session.flush()
-    index_document(session, document, upload.data)
+    index_document(session, document, upload.data, embedder=settings.embedder)
     if document.status == "failed":
         session.rollback()
         raise ApiError(400, "unreadable_document", document.error or "Unreadable document.")

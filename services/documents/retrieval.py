@@ -6,9 +6,15 @@ PostgreSQL's `tsvector` column (both built by migration 0008). A question is
 reduced to its words, each quoted, joined with OR: no operator or syntax of the
 user's ever reaches the search engine, and a question of only punctuation or
 common words finds nothing rather than failing.
+
+With an embedding model (SLUICE_EMBEDDING_MODEL) the question is embedded too, the
+chunks are also ranked by cosine similarity (vectors.py), and the two rankings are
+fused by reciprocal rank fusion, so a paraphrase that shares no word with its
+answer is still found. If embedding the question fails, search is full-text only.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,8 +23,15 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from ..providers.embeddings import Embedder
+from ..providers.errors import ProviderError
+from .vectors import fuse, nearest_chunks
+
+logger = logging.getLogger(__name__)
+
 EXCERPT_CHARS = 240
 MAX_TERMS = 32
+FUSION_DEPTH = 20  # at least this many chunks from each ranking enter the fusion
 _WORD = re.compile(r"\w+")
 # Words too common to tell chunks apart; PostgreSQL's `english` configuration drops
 # these itself, SQLite's FTS5 does not.
@@ -27,7 +40,7 @@ in is it its me my of on or our so that the their there these this to was were w
 where which who whom why will with you your""".split())
 
 _SQLITE = """
-SELECT c.document_id, d.filename, c.position, c.text, -bm25(document_chunks_fts) AS score
+SELECT c.id, c.document_id, d.filename, c.position, c.text, -bm25(document_chunks_fts) AS score
 FROM document_chunks_fts
 JOIN document_chunks AS c ON c.id = document_chunks_fts.rowid
 JOIN documents AS d ON d.id = c.document_id
@@ -36,7 +49,7 @@ WHERE document_chunks_fts MATCH :query AND d.user_id = :user_id AND d.status = '
 ORDER BY bm25(document_chunks_fts) LIMIT :limit
 """
 _POSTGRES = """
-SELECT c.document_id, d.filename, c.position, c.text,
+SELECT c.id, c.document_id, d.filename, c.position, c.text,
        ts_rank_cd(c.search_vector, q.query) AS score
 FROM document_chunks AS c
 JOIN documents AS d ON d.id = c.document_id,
@@ -72,12 +85,35 @@ def query_terms(query: str) -> list[str]:
 
 
 def search(db: Session, user_id: str, query: str, document_ids: Sequence[str] | None,
-           limit: int = 5) -> list[Source]:
+           limit: int = 5, embedder: Embedder | None = None) -> list[Source]:
     """The `limit` best chunks for `query` among `user_id`'s ready documents (only those
-    in `document_ids` when given: a thread's attachments), best first."""
+    in `document_ids` when given: a thread's attachments), best first; ranked by
+    full-text search, fused with vector search when an `embedder` is given."""
     terms = query_terms(query)
     if not terms or limit <= 0 or (document_ids is not None and not document_ids):
         return []
+    if embedder is None:
+        return [_source(row, float(row.score), terms)
+                for row in _full_text(db, user_id, terms, document_ids, limit)]
+    depth = max(limit * 4, FUSION_DEPTH)
+    words = _full_text(db, user_id, terms, document_ids, depth)
+    try:
+        vector = embedder.embed([query])[0]
+    except ProviderError as exc:
+        logger.warning("search is full-text only: embedding the question with %s failed: %s",
+                       embedder.id, exc.message)
+        return [_source(row, float(row.score), terms) for row in words[:limit]]
+    near = [row for _, row in nearest_chunks(db, user_id, vector, embedder.id,
+                                             document_ids, depth)]
+    fused = fuse([[row.id for row in words], [row.id for row in near]])
+    rows = {row.id: row for row in [*near, *words]}
+    best = sorted(fused, key=lambda chunk_id: -fused[chunk_id])[:limit]
+    return [_source(rows[chunk_id], fused[chunk_id], terms) for chunk_id in best]
+
+
+def _full_text(db: Session, user_id: str, terms: Sequence[str],
+               document_ids: Sequence[str] | None, limit: int) -> list[Any]:
+    """The full-text search's best `limit` rows, best first."""
     postgres = db.get_bind().dialect.name == "postgresql"
     # Each term quoted (FTS5) or a plain word (websearch syntax): never user syntax.
     match = " or ".join(terms) if postgres else " OR ".join(f'"{t}"' for t in terms)
@@ -87,9 +123,12 @@ def search(db: Session, user_id: str, query: str, document_ids: Sequence[str] | 
     if document_ids is not None:
         statement = statement.bindparams(bindparam("document_ids", expanding=True))
         params["document_ids"] = list(document_ids)
-    rows = db.execute(statement, params).all()
-    return [Source(row.document_id, row.filename, row.position, float(row.score),
-                   excerpt(row.text, terms), row.text) for row in rows]
+    return list(db.execute(statement, params).all())
+
+
+def _source(row: Any, score: float, terms: Sequence[str]) -> Source:
+    return Source(row.document_id, row.filename, row.position, score,
+                  excerpt(row.text, terms), row.text)
 
 
 def excerpt(chunk: str, terms: Sequence[str], length: int = EXCERPT_CHARS) -> str:

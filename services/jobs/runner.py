@@ -153,7 +153,7 @@ class JobRunner:
         try:
             self._link(job.id, stream_id)
             status, result, error = run_document_job(self.db, self.core.log, job, stream_id,
-                                                     prelude)
+                                                     prelude, self.providers.embedder)
         except Exception:  # noqa: BLE001 - the job must end, whatever broke
             logger.exception("job %s: indexing its document failed", job.id)
             status, result, error = "failed", None, INDEXING_FAILED

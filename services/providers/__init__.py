@@ -14,13 +14,14 @@ from .anthropic import AnthropicProvider
 from .base import ChatMessage, ChatRequest, Provider, ToolCall, ToolSpec
 from .catalog import CatalogError, ModelSettings, global_settings, load_models_file
 from .demo import DEMO_TOOLS, DemoProvider
+from .embeddings import Embedder, EmbeddingProvider
 from .errors import ProviderError, UnknownModelError
 from .http import pooled_session
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
 from .openai_responses import OpenAIResponsesProvider
 
-__all__ = ["ChatMessage", "ChatRequest", "Provider", "ProviderError", "ProviderRegistry",
+__all__ = ["ChatMessage", "ChatRequest", "Embedder", "Provider", "ProviderError", "ProviderRegistry",
            "ResolvedModel", "ToolCall", "ToolSpec", "UnknownModelError", "build_registry",
            "init_app", "registry"]
 
@@ -101,6 +102,8 @@ class ProviderRegistry:
         self.session = pooled_session()
         self._clients: dict[tuple[Any, ...], Provider] = {}
         self._lock = threading.Lock()
+        # The documents' embedding model (SLUICE_EMBEDDING_MODEL); None: no vector search.
+        self.embedder: Embedder | None = None
 
     def settings(self, model: str) -> ModelSettings:
         """A configured model's settings; any other model has the global ones, and the
@@ -168,7 +171,24 @@ def build_registry(config: Mapping[str, Any]) -> ProviderRegistry:
         except UnknownModelError as exc:
             raise ConfigError(f"{source} names {model!r}, which cannot be served: "
                               f"{exc.message}") from None
+    if config.get("SLUICE_EMBEDDING_MODEL"):
+        registry.embedder = _embedder(registry, config["SLUICE_EMBEDDING_MODEL"])
     return registry
+
+
+def _embedder(registry: ProviderRegistry, model: str) -> Embedder:
+    """The embedding model, resolved like any model (its key, base URL and timeouts), on
+    a provider that can embed; anything else stops startup naming the setting."""
+    try:
+        resolved = registry.resolve(model)
+    except UnknownModelError as exc:
+        raise ConfigError(f"SLUICE_EMBEDDING_MODEL names {model!r}, which cannot be "
+                          f"served: {exc.message}") from None
+    if not isinstance(resolved.provider, EmbeddingProvider):
+        raise ConfigError(f"SLUICE_EMBEDDING_MODEL names {model!r}, but the "
+                          f"{resolved.provider.name} provider has no embeddings here; "
+                          "use openai/<model> or ollama/<model>.")
+    return Embedder(model, resolved.settings.name, resolved.provider)
 
 
 def _named_models(registry: ProviderRegistry, path: str | None) -> dict[str, str]:

@@ -27,6 +27,7 @@ from .errors import IncompleteStreamError, UpstreamStreamError, error_message, j
 from .http import HttpClient, shutdown_response
 
 CHAT_PATH = "/api/chat"
+EMBED_PATH = "/api/embed"
 FINISH_REASONS = {"stop": "stop", "length": "length"}  # "load", "unload", … mean stop
 
 
@@ -139,6 +140,17 @@ class OllamaProvider(Provider):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = HttpClient(self.name, base_url, headers, session,
                                connect_timeout, read_timeout)
+
+    def embed_batch(self, model: str, texts: list[str]) -> list[Any]:
+        """`POST /api/embed` (Ollama 0.3 and later): `embeddings`, one per input, in order."""
+        body = self.http.post_json(EMBED_PATH, {"model": model, "input": texts})
+        if "error" in body:
+            raise UpstreamStreamError("ollama reported an error: "
+                                      + error_message(body, "no message given"))
+        embeddings = body.get("embeddings")
+        if not isinstance(embeddings, list):
+            raise UpstreamStreamError("ollama answered without `embeddings`")
+        return embeddings
 
     def _payload(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": request.model,

@@ -104,6 +104,16 @@ class OpenAIProvider(Provider):
                                connect_timeout, read_timeout)
         self.max_tokens_field = max_tokens_field or default_max_tokens_field(base_url)
 
+    def embed_batch(self, model: str, texts: list[str]) -> list[Any]:
+        """`POST /embeddings`; the answer's `data` items carry an `index`, put back in order."""
+        body = self.http.post_json("/embeddings", {"model": model, "input": texts})
+        data = body.get("data")
+        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+            raise UpstreamStreamError("openai answered embeddings without a `data` list")
+        ordered = sorted(data, key=lambda d: d.get("index") if isinstance(
+            d.get("index"), int) else 0)
+        return [item.get("embedding") for item in ordered]
+
     def _payload(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": request.model,

@@ -61,6 +61,10 @@ class DocumentChunk(Base):
     position: Mapped[int] = mapped_column(Integer)  # 0, 1, 2 … within the document
     text: Mapped[str] = mapped_column(Text)
     char_start: Mapped[int] = mapped_column(Integer)  # offset in the document's text
+    # Unit-length float32 vector (documents/vectors.py), and the model that made it; both
+    # null without SLUICE_EMBEDDING_MODEL or when embedding failed (migration 0010).
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
 
 
 class ThreadDocument(Base):
