@@ -41,9 +41,12 @@ check-run:
 services:
 	scripts/install-test-services
 
+# Two pytest workers (one per core here), each taking whole test files, so a file's
+# live servers start once; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.dev services
 	node --test tests/js/
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

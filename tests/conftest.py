@@ -43,6 +43,9 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
+_DATABASES = itertools.count()
+
+
 @dataclass
 class Backend:
     """Where an app keeps its data: `new_database()` gives a fresh, migrated one."""
@@ -55,7 +58,10 @@ class Backend:
 @pytest.fixture(scope="session", params=["sqlite", "postgres+redis"])
 def backend(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    counter = itertools.count()
+    # A session fixture with parameters may be set up more than once in a session (a
+    # worker of `pytest -n` takes the files in its own order): every database it makes
+    # has a name no earlier setup used.
+    counter = _DATABASES
     if request.param == "sqlite":
         template = tmp_path_factory.mktemp("db") / "template.db"
         upgrade_database(f"sqlite:///{template}")
@@ -68,10 +74,11 @@ def backend(request: pytest.FixtureRequest,
 
     postgres: PostgresServer = request.getfixturevalue("postgres_server")
     redis_server: RedisServer = request.getfixturevalue("redis_server")
-    upgrade_database(postgres.create_database("sluice_template"))
+    template = f"sluice_template_{next(counter)}"
+    upgrade_database(postgres.create_database(template))
 
     def new_postgres() -> str:
-        return postgres.create_database(f"sluice_{next(counter)}", template="sluice_template")
+        return postgres.create_database(f"sluice_{next(counter)}", template=template)
     return Backend("postgres+redis", new_postgres, redis_server.url)
 
 

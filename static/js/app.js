@@ -1,5 +1,6 @@
 // The chat page. Talks to Sluice's JSON API; every stream goes through
 // sluice-stream.js (no SSE parsing here), every answer is drawn by answer-view.js.
+import { api, authHeaders } from "./api.js";
 import { toolResultOfMessage } from "./answer-format.js";
 import { AnswerView, element } from "./answer-view.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
@@ -14,30 +15,9 @@ const ui = {
   toggleSidebar: $("#toggle-sidebar"),
 };
 const preference = streamingPreference();
-// With SLUICE_AUTH=on, every state-changing request echoes the session's CSRF token.
-const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
-const authHeaders = csrfToken ? { "X-CSRF-Token": csrfToken } : {};
 // `loading`: the thread being opened, if any; a message sent meanwhile waits for it,
 // or the thread's messages would be drawn over the new answer.
 const state = { threads: [], threadId: null, active: null, loading: Promise.resolve() };
-
-// --- API ---------------------------------------------------------------------------
-
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { ...authHeaders, ...(body ? { "Content-Type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (response.status === 204) return null;
-  const data = await response.json();
-  if (!response.ok) {
-    const error = new Error(data?.error?.message || `HTTP ${response.status}`);
-    error.code = data?.error?.code;
-    throw error;
-  }
-  return data;
-}
 
 // --- rendering ---------------------------------------------------------------------
 

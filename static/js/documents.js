@@ -2,6 +2,7 @@
 // then a large file's indexing job followed on its event stream), the list of the user's
 // documents (GET /api/v1/documents) with delete, and the current thread's attachments
 // (PATCH the thread's `documents`). Everything shown is set as text.
+import { api, authHeaders } from "./api.js";
 import { element } from "./answer-view.js";
 import { documentSummary, indexingText, uploadText } from "./document-format.js";
 import { openStream } from "./sluice-stream.js";
@@ -12,19 +13,7 @@ const ui = {
   drop: $("#document-drop"), progress: $("#document-progress"), error: $("#documents-error"),
   attached: $("#documents-attached"), list: $("#document-list"), empty: $("#documents-empty"),
 };
-// With SLUICE_AUTH=on, a state-changing request echoes the session's CSRF token (as app.js).
-const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
-const authHeaders = csrfToken ? { "X-CSRF-Token": csrfToken } : {};
 const state = { thread: null };
-
-async function call(method, path, body) {
-  const headers = { Accept: "application/json", ...authHeaders };
-  if (body) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new Error(data?.error?.message || `HTTP ${response.status}`);
-  return data;
-}
 
 function showError(message) {
   ui.error.textContent = message;
@@ -100,7 +89,7 @@ async function upload(files) {
 /** The thread open on the page: app.js keeps its id in the address (#thr_…). */
 async function loadThread() {
   const threadId = location.hash.slice(1);
-  state.thread = threadId ? (await call("GET", `/api/v1/threads/${encodeURIComponent(threadId)}`)).thread : null;
+  state.thread = threadId ? (await api("GET", `/api/v1/threads/${encodeURIComponent(threadId)}`)).thread : null;
 }
 
 function showAttached() {
@@ -118,14 +107,14 @@ async function setAttached(documentId, on) {
   const ids = new Set(state.thread.documents || []);
   if (on) ids.add(documentId);
   else ids.delete(documentId);
-  const { thread } = await call("PATCH", `/api/v1/threads/${encodeURIComponent(state.thread.id)}`,
+  const { thread } = await api("PATCH", `/api/v1/threads/${encodeURIComponent(state.thread.id)}`,
                                 { documents: [...ids] });
   state.thread = thread;
 }
 
 async function remove(document) {
   if (!window.confirm(`Delete "${document.filename}"? Answers will no longer find it.`)) return;
-  await call("DELETE", `/api/v1/documents/${encodeURIComponent(document.id)}`);
+  await api("DELETE", `/api/v1/documents/${encodeURIComponent(document.id)}`);
   if (state.thread) await loadThread(); // a deleted document is no longer attached
 }
 
@@ -168,7 +157,7 @@ function documentRow(document) {
 
 async function showDocuments() {
   try {
-    const { documents } = await call("GET", "/api/v1/documents");
+    const { documents } = await api("GET", "/api/v1/documents");
     ui.list.replaceChildren(...documents.map(documentRow));
     ui.empty.hidden = documents.length > 0;
     showAttached();

@@ -1,5 +1,6 @@
 // The Memory panel: the facts Sluice keeps about the user (GET /api/v1/memories), each
 // editable and deletable, and a form to add one. Everything shown is set as text.
+import { api } from "./api.js";
 import { element } from "./answer-view.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -8,18 +9,6 @@ const ui = {
   content: $("#memory-content"), list: $("#memory-list"), empty: $("#memory-empty"),
   error: $("#memory-error"),
 };
-// With SLUICE_AUTH=on, a state-changing request echoes the session's CSRF token (as app.js).
-const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
-
-async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
-  if (body) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new Error(data?.error?.message || `HTTP ${response.status}`);
-  return data;
-}
 
 function showError(message) {
   ui.error.textContent = message;
@@ -50,7 +39,7 @@ function editor(row, memory) {
   input.maxLength = 1000;
   input.rows = 2;
   input.setAttribute("aria-label", "Memory");
-  const save = button("Save", () => change(() => call(
+  const save = button("Save", () => change(() => api(
     "PATCH", `/api/v1/memories/${encodeURIComponent(memory.id)}`, { content: input.value })),
   "primary");
   row.replaceChildren(input, save, button("Cancel", () => showMemories()));
@@ -64,14 +53,14 @@ function memoryRow(memory) {
   const source = element("span", "details", memory.source === "extracted" ? "noted from a chat" : "");
   row.append(text, source,
     button("Edit", () => editor(row, memory)),
-    button("Delete", () => change(() => call(
+    button("Delete", () => change(() => api(
       "DELETE", `/api/v1/memories/${encodeURIComponent(memory.id)}`)), "danger"));
   return row;
 }
 
 async function showMemories() {
   try {
-    const { memories } = await call("GET", "/api/v1/memories");
+    const { memories } = await api("GET", "/api/v1/memories");
     ui.list.replaceChildren(...memories.map(memoryRow));
     ui.empty.hidden = memories.length > 0;
   } catch (error) {
@@ -88,7 +77,7 @@ ui.open.addEventListener("click", () => {
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   change(async () => {
-    await call("POST", "/api/v1/memories", { content: ui.content.value });
+    await api("POST", "/api/v1/memories", { content: ui.content.value });
     ui.content.value = "";
   });
 });

@@ -1,6 +1,7 @@
 // The Operations panel: pick one of the server's AI operations (GET /api/v1/operations),
 // fill the form built from its input_schema, run it streamed or whole (the page's Stream
 // toggle decides) and read the result. Everything shown is set as text, never as HTML.
+import { authHeaders } from "./api.js";
 import { element } from "./answer-view.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
 
@@ -12,9 +13,6 @@ const ui = {
   status: $("#operation-status"), error: $("#operation-error"), output: $("#operation-output"),
 };
 const preference = streamingPreference();
-// With SLUICE_AUTH=on, a state-changing request echoes the session's CSRF token (as app.js).
-const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
-const authHeaders = csrfToken ? { "X-CSRF-Token": csrfToken } : {};
 const state = { operations: new Map(), loaded: null, active: null };
 
 // --- the form, from a JSON Schema object ---------------------------------------------
