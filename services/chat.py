@@ -145,23 +145,26 @@ def _context(session: Session, providers: ProviderRegistry, core: Streaming, use
     summary_model = model_chain(providers, settings.summary_model)[0] \
         if settings.summary_model else model
     return found, Preparation(found, core.db, settings.summary_share, summary_model,
-                              _retrieval(session, core, user, thread_id, messages,
-                                         providers.embedder))
+                              _retrieval(core, user, thread_id, messages, providers.embedder))
 
 
-def _retrieval(session: Session, core: Streaming, user: Identity, thread_id: str,
-               messages: Sequence[Any], embedder: Embedder | None) -> Retrieval | None:
+def _retrieval(core: Streaming, user: Identity, thread_id: str, messages: Sequence[Any],
+               embedder: Embedder | None) -> Retrieval | None:
     """How the run searches the user's documents for the last user message: the
-    thread's attached ones, or all of theirs; None when there is nothing to search."""
+    thread's attached ones, or all of theirs ([] when the user has none ready)."""
     query = next((m.content for m in reversed(messages) if m.role == "user"), None)
-    scope = search_scope(session, user, thread_id)
-    if not query or scope is None and not has_documents(session, user):
+    if not query:
         return None
 
-    def search_documents(text: str) -> list[Any]:
-        with core.db.transaction() as own:
-            return search(own, user.id, text, scope, embedder=embedder)
-    return Retrieval(search_documents, query)
+    def scope() -> list[str] | None:
+        with core.db.transaction() as session:
+            attached = search_scope(session, user, thread_id)
+            return attached if attached or has_documents(session, user) else []
+
+    def search_documents(text: str, documents: list[str] | None) -> list[Any]:
+        with core.db.transaction() as session:
+            return search(session, user.id, text, documents, embedder=embedder)
+    return Retrieval(scope, search_documents, query)
 
 
 def _launch(core: Streaming, user: Identity, thread_id: str, found: ThreadContext,
@@ -199,8 +202,10 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     """Store the request's messages and an empty assistant message, and start the answer.
 
     Every answer pays for this before its first token, hundreds at once in a burst,
-    so it is Core statements on the request's connection (two reads, one insert, one
-    update, one commit) rather than ORM units of work.
+    so it is plain statements on the request's connection (four reads: the thread, its
+    messages, the user's memories and the thread's summary; one insert, one update,
+    one commit) rather than ORM units of work. Summaries and document search wait for
+    the producer.
     """
     reply = parse_reply(body, core.tools)
     core.ensure_accepting()

@@ -18,6 +18,7 @@ from ..documents import sources_prompt
 from ..memory import user_memory_prompt
 from ..providers import ChatMessage, ResolvedModel, ToolSpec
 from ..storage import Database
+from ..streaming.spec import Prepared
 from .budget import Budget, Fitted, budget_for, fit, split_last_exchange
 from .summaries import (Summary, after_summary, history_with_summary, latest_summary,
                         needs_summary, summarize)
@@ -84,10 +85,13 @@ class _NoSummary(Exception):
 
 @dataclass(frozen=True)
 class Retrieval:
-    """How to search the user's documents for this reply: `search(query)` in the
-    producer (it opens its own session), and the query, the user's message."""
+    """How the producer searches the user's documents for this reply: `scope()` the
+    documents to search (None: all of the user's; [] nothing to search, so nothing is
+    said), `search(query, scope)` the best chunks, and the query, the user's message.
+    Both open their own session: none of it is on the request's path."""
 
-    search: Callable[[str], list[Any]]
+    scope: Callable[[], list[str] | None]
+    search: Callable[[str, list[str] | None], list[Any]]
     query: str
 
 
@@ -104,8 +108,8 @@ class Preparation:
         self.summary_model, self.retrieval = summary_model, retrieval
         self.counted = found.fitted.counted
 
-    def __call__(self, emit: Emit, complete: Complete) -> tuple[ChatMessage, ...] | None:
-        """The messages to send instead of the ones fitted at the request, or None."""
+    def __call__(self, emit: Emit, complete: Complete) -> Prepared | None:
+        """What to send instead of the messages fitted at the request, or None."""
         found = self.found
         summary, stored = found.summary, found.stored
         if needs_summary(found.fitted, self.share):
@@ -114,16 +118,14 @@ class Preparation:
             made = _summarize(found, self.db, self.share, self.summary_model, complete)
             if made is not None:
                 summary, stored = made, tuple(after_summary(made, found.stored))
-        excerpts = None
-        if self.retrieval is not None:
-            emit("status", {"stage": "retrieving", "message": "Searching your documents…"})
-            excerpts = _excerpts(found, self.retrieval, emit)
+        excerpts = _excerpts(found, self.retrieval, emit) if self.retrieval else None
         if summary is found.summary and excerpts is None:
             return None
-        system = "\n\n".join(part for part in (found.system, excerpts) if part) or None
+        text = excerpts.text if excerpts else None
+        system = "\n\n".join(part for part in (found.system, text) if part) or None
         fitted = _fit(summary, stored, system, found.model, found.tools, found.calibration)
         self.counted = fitted.counted
-        return fitted.messages
+        return Prepared(fitted.messages, excerpts.sources if excerpts else None)
 
     def measured(self, model_id: str, reported: int) -> None:
         """The provider's count of the first round's input corrects later counts."""
@@ -149,11 +151,23 @@ def _summarize(found: ThreadContext, db: Database, share: float, model: Resolved
         return None
 
 
-def _excerpts(found: ThreadContext, retrieval: Retrieval, emit: Emit) -> str | None:
-    """Search, tell the readers which chunks the model is given (`sources`), and return
-    them as a system-prompt section that fits its share of the window."""
+@dataclass(frozen=True)
+class _Excerpts:
+    text: str  # the system-prompt section
+    sources: list[dict[str, Any]]  # as the `sources` event lists them
+
+
+def _excerpts(found: ThreadContext, retrieval: Retrieval, emit: Emit) -> _Excerpts | None:
+    """Search (saying so, when there is anything to search), tell the readers which
+    chunks the model is given (`sources`), and return them as a system-prompt section
+    that fits its share of the window."""
+    scope = retrieval.scope()
+    if scope == []:
+        return None
+    emit("status", {"stage": "retrieving", "message": "Searching your documents…"})
     limit = min(SOURCES_MOST_TOKENS, int(found.fitted.budget.available * SOURCES_SHARE))
-    prompt = sources_prompt(retrieval.search(retrieval.query), limit,
+    prompt = sources_prompt(retrieval.search(retrieval.query, scope), limit,
                             lambda text: count_text(text, found.model.id))
-    emit("sources", {"sources": [source.to_event() for source in prompt.sources]})
-    return prompt.text if prompt.sources else None
+    sources = [source.to_event() for source in prompt.sources]
+    emit("sources", {"sources": sources})
+    return _Excerpts(prompt.text, sources) if sources else None

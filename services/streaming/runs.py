@@ -265,8 +265,6 @@ class StreamRun(SideCalls):
         self._emit("status", {"stage": stage, "message": message, **details})
 
     def _emit(self, event_type: str, payload: dict[str, Any]) -> None:
-        if event_type == "sources":  # the answer keeps them, for its citations
-            self.answer.sources = payload["sources"]
         self.log.append(self.spec.stream_id, event_type, payload)
 
     def _apply(self, event: ProviderEvent) -> None:
@@ -335,9 +333,8 @@ class StreamRun(SideCalls):
                                    usage["input_tokens"], usage["output_tokens"])
         stream_id = self.spec.stream_id
         done = self.spec.done_payload(outcome.status, outcome.finish_reason, self._model.id,
-                                      usage, metrics, self._result.get("result"))
-        if outcome.limit is not None:
-            done["limit"] = outcome.limit
+                                      usage, metrics, self._result.get("result"),
+                                      outcome.limit)
         if self.spec.on_finish is not None:
             try:
                 self.spec.on_finish(done)

@@ -67,15 +67,17 @@ class SideCalls:
             return None
         return None if self._halt.is_set() else "".join(pieces)
 
+    def _complete(self: StreamRun, model: ResolvedModel,
+                  messages: tuple[ChatMessage, ...]) -> str | None:
+        """The text `model` answers to `messages`: what preparations and follow-ups call."""
+        return self._collect_text(model, ChatRequest(model="", messages=messages), "side")
+
     def _follow_up(self: StreamRun) -> None:
         """The answer's follow-up, after its stream has ended: its failure is logged, as
         the answer it follows is complete and stored."""
         assert self.spec.follow_up is not None
-        def complete(model: ResolvedModel, messages: tuple[ChatMessage, ...]) -> str | None:
-            return self._collect_text(model, ChatRequest(model="", messages=messages),
-                                      "follow-up")
         try:
-            self.spec.follow_up(complete, "".join(self.answer.text))
+            self.spec.follow_up(self._complete, "".join(self.answer.text))
         except Exception:
             logger.exception("the follow-up of stream %s failed", self.spec.stream_id)
 
@@ -85,10 +87,8 @@ class SideCalls:
         readers with its events (`status`, `sources`)."""
         if self.spec.prepare is None:
             return
-        def complete(model: ResolvedModel, messages: tuple[ChatMessage, ...]) -> str | None:
-            return self._collect_text(model, ChatRequest(model="", messages=messages),
-                                      "preparation")
-        messages = self.spec.prepare(self._emit, complete)
+        prepared = self.spec.prepare(self._emit, self._complete)
         self.answer.bank_usage()
-        if messages is not None:
-            self.request = replace(self.request, messages=messages)
+        if prepared is not None:
+            self.request = replace(self.request, messages=prepared.messages)
+            self.answer.sources = prepared.sources

@@ -12,6 +12,15 @@ from .records import MESSAGES, OPERATION_RUNS, AnswerRow
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """What a request's preparation (`RunSpec.prepare`) changed: the messages to send
+    instead, and the document excerpts among them (the answer keeps them, for citations)."""
+
+    messages: tuple[Any, ...]
+    sources: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
 class ServerTools:
     """What a run needs to run the tools Sluice runs itself: the registry (a
     `services.tools.ToolRegistry`), the tools the request named (the model's own are
@@ -51,10 +60,10 @@ class RunSpec:
     prelude: tuple[tuple[str, dict[str, Any]], ...] = ()
     tools: ServerTools | None = None  # None: Sluice runs no tools in this answer
     # Work before the first model call, in the producer: called with a way to write
-    # events and a way to call a model for its text; may return the messages to send
-    # instead (a long thread's history with a new summary, documents' excerpts).
+    # events and a way to call a model for its text; may return what to send instead
+    # (a long thread's history with a new summary, documents' excerpts).
     prepare: Callable[[Callable[..., None], Callable[..., str | None]],
-                      tuple[Any, ...] | None] | None = None
+                      Prepared | None] | None = None
     # Told the input tokens the provider reported for the first round, and by which
     # model: token counts are corrected by what providers say (services/context).
     measured: Callable[[str, int], None] | None = None
@@ -82,11 +91,14 @@ class RunSpec:
 
     def done_payload(self, status: str, finish_reason: str, model_id: str,
                      usage: dict[str, Any], metrics: dict[str, Any],
-                     result: Any = None) -> dict[str, Any]:
-        """The `done` event; an operation's carries its result."""
+                     result: Any = None, limit: str | None = None) -> dict[str, Any]:
+        """The `done` event; an operation's carries its result, and an answer that an
+        answer limit ended names the limit."""
         done: dict[str, Any] = {"status": status, "finish_reason": finish_reason,
                                 "message_id": self.message_id, "model": model_id,
                                 "usage": usage, "metrics": metrics}
         if self.run_id is not None:
             done.update(run_id=self.run_id, result=result)
+        if limit is not None:
+            done["limit"] = limit
         return done
