@@ -116,13 +116,10 @@ def wire_messages(messages: tuple[ChatMessage, ...],
     """The conversation without its system turns, in alternating turns; calls of tools
     not among `tools` (the names the request offers) and their results become text."""
     wire: list[dict[str, Any]] = []
-    names: dict[str, str] = {}  # call id -> tool name, for results that do not say
     for message in messages:
-        if message.role == "tool":
-            name = message.name or names.get(message.tool_call_id or "", "")
-            _add_turn(wire, "user", [_result_block(message, name, tools)])
+        if message.role == "tool":  # results carry their call's name (pair_tool_turns)
+            _add_turn(wire, "user", [_result_block(message, message.name or "", tools)])
         elif message.role == "assistant":
-            names.update((call.id, call.name) for call in message.tool_calls)
             _add_turn(wire, "assistant", [_text(message.content)] + [
                 block for call in message.tool_calls for block in _call_blocks(call, tools)])
         elif message.role != "system":

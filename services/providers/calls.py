@@ -30,10 +30,6 @@ class UpstreamCall:
         self._sock: socket.socket | None = None
         self._interrupted = False
 
-    @property
-    def interrupted(self) -> bool:
-        return self._interrupted
-
     def attach(self, owner: object, sock: socket.socket) -> None:
         """`owner` (a pooled connection) sends this call on `sock`; cut it at once if
         the call was interrupted before it had a socket."""
@@ -41,7 +37,7 @@ class UpstreamCall:
             self._owner, self._sock = owner, sock
             interrupted = self._interrupted
         if interrupted:
-            _shutdown(sock)
+            shutdown_socket(sock)
 
     def interrupt(self) -> None:
         """Cut the call's connection now, or as soon as it has one. A connection that
@@ -51,10 +47,12 @@ class UpstreamCall:
             self._interrupted = True
             sock = self._sock
             if sock is not None and getattr(self._owner, "upstream_call", None) is self:
-                _shutdown(sock)
+                shutdown_socket(sock)
 
 
-def _shutdown(sock: socket.socket) -> None:
+def shutdown_socket(sock: socket.socket) -> None:
+    """Shut `sock` down for both directions, from any thread or greenlet: a reader
+    blocked on it wakes (closing it from outside the reader is not safe under gevent)."""
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -67,11 +65,11 @@ def current_call() -> UpstreamCall | None:
 
 
 @contextmanager
-def calling(call: UpstreamCall | None) -> Iterator[UpstreamCall | None]:
+def calling(call: UpstreamCall | None) -> Iterator[None]:
     """Make `call` current in this thread (greenlet) while the request is made."""
     previous = current_call()
     _current.call = call
     try:
-        yield call
+        yield
     finally:
         _current.call = previous

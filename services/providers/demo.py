@@ -162,6 +162,12 @@ def demo_answer(request: ChatRequest) -> str:
     ])
 
 
+def _reply(request: ChatRequest) -> tuple[str, tuple[ToolCall, ...]]:
+    """What the demo model says to `request`, and the tools it calls."""
+    calls = demo_calls(request)
+    return (_calls_preamble(calls) if calls else demo_answer(request)), calls
+
+
 class DemoProvider(Provider):
     """Streams `demo_answer` word by word at `tokens_per_second`."""
 
@@ -181,13 +187,9 @@ class DemoProvider(Provider):
                 for name in MODELS]
 
     def complete(self, request: ChatRequest) -> Completion:
-        calls = demo_calls(request)
-        if calls:
-            text = _calls_preamble(calls)
-            return Completion(text=text, finish_reason="tool_calls", tool_calls=calls,
-                              usage=self._usage(request, text))
-        text = demo_answer(request)
-        return Completion(text=text, finish_reason="stop", usage=self._usage(request, text))
+        text, calls = _reply(request)
+        return Completion(text=text, finish_reason="tool_calls" if calls else "stop",
+                          tool_calls=calls, usage=self._usage(request, text))
 
     def stream(self, request: ChatRequest) -> ProviderStream:
         self.check_model(request.model)
@@ -195,8 +197,7 @@ class DemoProvider(Provider):
         return ProviderStream(self._events(request, stop), stop.set)
 
     def _events(self, request: ChatRequest, stop: threading.Event) -> Iterator[ProviderEvent]:
-        calls = demo_calls(request)
-        text = _calls_preamble(calls) if calls else demo_answer(request)
+        text, calls = _reply(request)
         for token in _TOKEN.findall(text):
             # Waiting on the event instead of sleeping makes close() take effect at once.
             if stop.wait(self.delay):

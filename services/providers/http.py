@@ -21,7 +21,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.poolmanager import pool_classes_by_scheme as URLLIB3_POOL_CLASSES
 
-from .calls import UpstreamCall, current_call
+from .calls import UpstreamCall, current_call, shutdown_socket
 from .errors import (ProviderConnectionError, ProviderTimeoutError, UpstreamStreamError,
                      status_error)
 
@@ -35,10 +35,11 @@ def shutdown_response(response: requests.Response) -> None:
     """
     connection = getattr(response.raw, "connection", None)
     sock = getattr(connection, "sock", None)
+    if sock is not None:
+        shutdown_socket(sock)
+        return
     try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-        elif connection is not None:
+        if connection is not None:
             # A close-delimited body owns the socket (http.client handed it over and
             # the connection's `sock` is None); urllib3 still reaches it.
             response.raw.shutdown()

@@ -19,8 +19,9 @@ import importlib
 import pkgutil
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -68,6 +69,11 @@ class ServerTool:
     timeout: float = 10.0  # seconds
     max_output: int = 16000  # characters of result
     side_effects: bool = False  # True: it changes something outside Sluice
+
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        """Checks a call's arguments; made once per tool, not per call."""
+        return Draft202012Validator(self.parameters)
 
     def spec(self) -> ToolSpec:
         """The definition a provider shows the model."""
@@ -126,12 +132,6 @@ class ToolRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
-
-    def __iter__(self) -> Iterator[ServerTool]:
-        return iter(self._tools.values())
-
-    def __len__(self) -> int:
-        return len(self._tools)
 
 
 def load_tools(modules: Sequence[str]) -> ToolRegistry:

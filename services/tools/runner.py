@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from ..providers import ToolCall
+from ..storage.safe_text import storable
 from .registry import ServerTool, ToolContext, ToolError, ToolRegistry
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def _prepare(registry: ToolRegistry,
         return _failure(call, f"the arguments are not valid JSON: {exc}", started)
     if not isinstance(arguments, dict):
         return _failure(call, "the arguments must be a JSON object", started)
-    problem = best_match(Draft202012Validator(tool.parameters).iter_errors(arguments))
+    problem = best_match(tool.validator.iter_errors(arguments))
     if problem is not None:
         where = "".join(f"[{part!r}]" if isinstance(part, int) else f".{part}"
                         for part in problem.absolute_path).lstrip(".")
@@ -165,11 +165,14 @@ def _success(run: _Run, text: str) -> ToolResult:
     if len(text) > run.tool.max_output:
         return _failure(run.call, f"the result is {len(text)} characters long, over the "
                         f"limit of {run.tool.max_output}", run.started)
-    return ToolResult(run.call.id, run.call.name, text, None, _elapsed_ms(run.started))
+    # Stored as a message and sent back to the model: text any database can hold
+    # (a fetched page or a plugin may carry NUL bytes or lone surrogates).
+    return ToolResult(run.call.id, run.call.name, storable(text), None,
+                      _elapsed_ms(run.started))
 
 
 def _failure(call: ToolCall, error: str, started: float) -> ToolResult:
-    return ToolResult(call.id, call.name, None, error, _elapsed_ms(started))
+    return ToolResult(call.id, call.name, None, storable(error), _elapsed_ms(started))
 
 
 def _elapsed_ms(started: float) -> int:

@@ -40,9 +40,10 @@ def search_thread(context: ToolContext, arguments: dict[str, Any]) -> list[dict[
     if context.db is None:
         raise ToolError("search_thread has no database here")
     words = list(dict.fromkeys(word.lower() for word in _WORD.findall(arguments["query"])))
+    words = words[:MAX_WORDS]
     if not words:
         raise ToolError("the query has no words to search for")
-    ranked = _ranked(_candidates(context, words[:MAX_WORDS]), words[:MAX_WORDS])
+    ranked = _ranked(_candidates(context, words), words)
     return [_match(message, words) for message in ranked[:arguments.get("limit", 5)]]
 
 
@@ -59,11 +60,14 @@ def _candidates(context: ToolContext, words: list[str]) -> list[Any]:
 
 def _ranked(messages: list[Any], words: list[str]) -> list[Any]:
     """Messages with at least one word, most words first, then the newest."""
-    hits = [(sum(word in message.content.lower() for word in words), message)
-            for message in messages]
+    hits = [(_count(message.content.lower(), words), message) for message in messages]
     hits = [(count, message) for count, message in hits if count]
     hits.sort(key=lambda hit: (hit[0], hit[1].position), reverse=True)
     return [message for _count, message in hits]
+
+
+def _count(folded: str, words: list[str]) -> int:
+    return sum(word in folded for word in words)
 
 
 def _match(message: Any, words: list[str]) -> dict[str, Any]:
