@@ -8,11 +8,7 @@ from typing import Any
 
 from .errors import ApiError
 from .providers import ProviderRegistry, ResolvedModel, UnknownModelError
-from .providers.catalog import AnswerLimits
-
-# request key -> (AnswerLimits field, type, smallest value)
-_LIMITS = {"max_rounds": ("rounds", int, 1), "max_tool_calls": ("tool_calls", int, 0),
-           "max_seconds": ("seconds", (int, float), 1), "max_tokens": ("tokens", int, 1)}
+from .providers.catalog import LIMIT_KEYS, AnswerLimits
 
 
 def optional_text(body: dict[str, Any], field: str, limit: int | None = None) -> str | None:
@@ -47,20 +43,20 @@ def model_chain(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel,
 def answer_limits(body: dict[str, Any], model: ResolvedModel) -> AnswerLimits:
     """The limits on an answer: the model's (the operator's ceiling), lowered by the
     request's `limits` object where it asks for less; asking for more is a 400."""
-    ceiling = replace(model.settings.answer_limits,
-                      seconds=model.settings.limits.seconds or model.settings.timeouts.total)
+    limits = model.settings.answer_limits
     raw = body.get("limits")
     if raw is None:
-        return model.settings.answer_limits
+        return limits
+    ceiling = replace(limits, seconds=limits.seconds or model.settings.timeouts.total)
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_limits", "'limits' must be an object such as "
                        '{"max_rounds": 3}.', param="limits")
     chosen: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in _LIMITS:
+        if key not in LIMIT_KEYS:
             raise ApiError(400, "invalid_limits", f"limits.{key} is not a limit; known: "
-                           + ", ".join(_LIMITS) + ".", param=f"limits.{key}")
-        name, kind, least = _LIMITS[key]
+                           + ", ".join(LIMIT_KEYS) + ".", param=f"limits.{key}")
+        name, kind, least = LIMIT_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, kind) or value < least:
             raise ApiError(400, "invalid_limits", f"limits.{key} must be a number of at "
                            f"least {least}.", param=f"limits.{key}")
@@ -69,4 +65,4 @@ def answer_limits(body: dict[str, Any], model: ResolvedModel) -> AnswerLimits:
             raise ApiError(400, "invalid_limits", f"limits.{key} may be at most {most:g} "
                            f"for {model.id}.", param=f"limits.{key}")
         chosen[name] = value
-    return replace(model.settings.answer_limits, **chosen)
+    return replace(limits, **chosen)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..providers.catalog import LIMIT_KEYS
 from .builders import Schema, closed, nullable, ref
 from .schemas import ENDED_STATUSES, FINISH_REASONS, MODEL_ID, sluice_id
 
@@ -110,7 +111,7 @@ EVENT_DATA: dict[str, Schema] = {
         "metrics": ref("Metrics"),
         "run_id": RUN_ID,
         "result": {"description": "An operation's parsed result (null if there is none)."},
-        "limit": {"enum": ["max_rounds", "max_tool_calls", "max_seconds", "max_tokens"],
+        "limit": {"enum": list(LIMIT_KEYS),
                   "description": "The answer limit that ended it (`finish_reason` `length`)."},
     }, "Always the last event, exactly once; the server then closes the response.",
         optional=("run_id", "result", "limit")),

@@ -90,6 +90,11 @@ FACTORIES: dict[str, ProviderFactory] = {
 }
 
 
+# Settings a provider's models have unless the models file says otherwise: the demo
+# model is offered the server tools it knows how to call.
+PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {"demo": {"tools": DEMO_TOOLS}}
+
+
 class ProviderRegistry:
     """Which models this server can serve, and the provider clients that serve them."""
 
@@ -106,12 +111,12 @@ class ProviderRegistry:
         self.embedder: Embedder | None = None
 
     def settings(self, model: str) -> ModelSettings:
-        """A configured model's settings; any other model has the global ones, and the
-        demo model is offered the server tools it knows how to call."""
+        """A configured model's settings; any other model has the global ones, with its
+        provider's own defaults on top."""
         if model in self.configured:
             return self.configured[model]
-        tools = DEMO_TOOLS if model.startswith("demo/") else ()
-        return replace(self.base, id=model, tools=tools)
+        defaults = PROVIDER_DEFAULTS.get(model.partition("/")[0], {})
+        return replace(self.base, id=model, **defaults)
 
     def resolve(self, model: str) -> ResolvedModel:
         """The provider client and settings for `provider/model`; the name is passed on unchanged."""

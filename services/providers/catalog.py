@@ -122,8 +122,12 @@ _TIMEOUT_KEYS = {"connect_timeout": "connect", "first_token_timeout": "first_tok
                  "idle_timeout": "idle", "total_timeout": "total"}
 _RETRY_KEYS = {"retry_attempts": "attempts", "retry_base_seconds": "base_seconds",
                "retry_max_seconds": "max_seconds"}
-_LIMIT_KEYS = {"max_rounds": ("rounds", int), "max_tool_calls": ("tool_calls", int),
-               "max_seconds": ("seconds", (int, float))}
+# The limits of an answer, in the models file and a request's `limits`:
+# key -> (AnswerLimits field, type, smallest value). `max_tokens` is also the model's
+# own token limit (a plain key here).
+LIMIT_KEYS = {"max_rounds": ("rounds", int, 1), "max_tool_calls": ("tool_calls", int, 0),
+              "max_seconds": ("seconds", (int, float), 1), "max_tokens": ("tokens", int, 1)}
+_LIMIT_KEYS = {key: LIMIT_KEYS[key] for key in ("max_rounds", "max_tool_calls", "max_seconds")}
 _PLAIN_KEYS = {"base_url": str, "api_key": str, "temperature": (int, float),
                "max_tokens": int, "max_tokens_field": str, "streaming": bool,
                "context_window": int, "output_reserve": int}
@@ -170,10 +174,10 @@ def _model_entry(model_id: str, entry: Mapping[str, Any], base: ModelSettings) -
             kind = int if key == "retry_attempts" else (int, float)
             retry[_RETRY_KEYS[key]] = _check(model_id, key, value, kind)
         elif key in _LIMIT_KEYS:
-            name, kind = _LIMIT_KEYS[key]
+            name, kind, least = _LIMIT_KEYS[key]
             limits[name] = _check(model_id, key, value, kind)
-            if limits[name] == 0:
-                raise CatalogError(f"models file: {model_id}.{key} must be at least 1")
+            if limits[name] < least:
+                raise CatalogError(f"models file: {model_id}.{key} must be at least {least}")
         elif key in ("fallbacks", "tools"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 what = "model ids" if key == "fallbacks" else "tool names"
@@ -212,5 +216,5 @@ def load_models_file(text: str, base: ModelSettings) -> dict[str, ModelSettings]
     return {model_id: _model_entry(model_id, entry, base) for model_id, entry in models.items()}
 
 
-__all__ = ["AnswerLimits", "CatalogError", "ModelSettings", "RetryPolicy", "Timeouts",
+__all__ = ["LIMIT_KEYS", "AnswerLimits", "CatalogError", "ModelSettings", "RetryPolicy", "Timeouts",
            "global_settings", "load_models_file"]
