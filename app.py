@@ -39,11 +39,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     context.init_app(app)
     metrics.init_app(app)
     tools.init_app(app)
+    memory.init_app(app)
     streaming.init_app(app, observer=metrics.recorder(app))
     ratelimit.init_app(app)
     operations.init_app(app)
     jobs.init_app(app)
-    memory.init_app(app)
     documents.init_app(app)
 
     for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp,

@@ -32,6 +32,15 @@ def model_field(body: dict[str, Any]) -> str | None:
     return model
 
 
+def checked_model(body: dict[str, Any], providers: ProviderRegistry, user: Any) -> str | None:
+    """The `model` a body names (a thread's), checked: served here and allowed to `user`."""
+    model = model_field(body)
+    if model is not None:
+        model_chain(providers, model)
+        user.check_model(model)
+    return model
+
+
 def model_chain(providers: ProviderRegistry, model: str) -> tuple[ResolvedModel, ...]:
     """The model and its fallbacks, or a 400 if this server cannot serve the model."""
     try:

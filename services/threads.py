@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from .auth import Identity
 from .documents import attach_documents, parse_document_ids
 from .errors import ApiError
-from .fields import model_chain, model_field, optional_text
+from .fields import checked_model, optional_text
 from .providers import ProviderRegistry
 from .storage import Message, Thread
+from .storage.owned import owned
 from .streaming import Streaming
 
 
@@ -21,11 +22,8 @@ def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
                   body: dict[str, Any]) -> Thread:
     """A new, empty thread; its model (if given) must be one this server can serve."""
     title = optional_text(body, "title", 200)
-    model = model_field(body)
+    model = checked_model(body, providers, user)
     system = optional_text(body, "system")
-    if model is not None:
-        model_chain(providers, model)
-        user.check_model(model)
     attached = parse_document_ids(body)
     thread = Thread(user_id=user.id, title=title, model=model, system=system)
     if attached:
@@ -36,8 +34,11 @@ def create_thread(session: Session, providers: ProviderRegistry, user: Identity,
 
 
 def list_threads(session: Session, user: Identity) -> list[Thread]:
-    return list(session.scalars(select(Thread).where(Thread.user_id == user.id)
-                                .order_by(Thread.updated_at.desc(), Thread.created_at.desc())))
+    # A list shows each thread's summary and attachments: loaded for all at once.
+    query = owned(select(Thread), user).options(selectinload(Thread.summary),
+                                                selectinload(Thread.attachments))
+    return list(session.scalars(query.order_by(Thread.updated_at.desc(),
+                                               Thread.created_at.desc())))
 
 
 def thread_not_found(thread_id: str) -> ApiError:
@@ -66,10 +67,7 @@ def update_thread(session: Session, providers: ProviderRegistry, user: Identity,
             raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")
         thread.title = title.strip()
     if "model" in body:
-        thread.model = model_field(body)
-        if thread.model is not None:
-            model_chain(providers, thread.model)
-            user.check_model(thread.model)
+        thread.model = checked_model(body, providers, user)
     if "system" in body:
         thread.system = optional_text(body, "system")
     attached = parse_document_ids(body)

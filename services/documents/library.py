@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..auth import Identity
@@ -16,7 +16,9 @@ from ..errors import ApiError
 from ..providers.embeddings import Embedder
 from ..storage.documents import Document, ThreadDocument
 from ..storage.models import Thread, new_id, utcnow
+from ..storage.owned import owned
 from ..storage.work import Job
+from ..webhooks.signing import new_message_id
 from .ingest import index_document
 from .parsing import FORMATS, content_type_for
 
@@ -36,11 +38,6 @@ class Upload:
     filename: str
     content_type: str | None  # as the client declared it
     data: bytes
-
-
-def owned(query: Select[Any], user: Identity) -> Select[Any]:
-    """`query` over documents, narrowed to `user`'s."""
-    return query.where(Document.user_id == user.id)
 
 
 def _not_found(document_id: str) -> ApiError:
@@ -117,12 +114,8 @@ def upload_document(session: Session, user: Identity, upload: Upload,
 
 def _document_job(user: Identity, document_id: str) -> Job:
     """A job without a webhook (no `callback_url`): its progress is its stream."""
-    now = utcnow()
-    return Job(id=new_id("job"), user_id=user.id, kind="document", status="queued",
-               options={"document_id": document_id}, stream_id=new_id("str"),
-               callback_url="", webhook_id=new_id("msg"), webhook_status="none",
-               webhook_attempts=0, attempts=0, next_attempt_at=now, created_at=now,
-               updated_at=now)
+    return Job.queued(user.id, "document", new_id("str"), {"document_id": document_id},
+                      new_message_id())
 
 
 def parse_document_ids(body: dict[str, Any]) -> list[str] | None:
@@ -154,9 +147,8 @@ def attach_documents(session: Session, user: Identity, thread: Thread,
 
 def has_documents(session: Session, user: Identity) -> bool:
     """Whether the user has a document ready to search (before saying "searching")."""
-    return session.scalar(select(Document.id).where(Document.user_id == user.id,
-                                                    Document.status == "ready")
-                          .limit(1)) is not None
+    return session.scalar(owned(select(Document.id), user)
+                          .where(Document.status == "ready").limit(1)) is not None
 
 
 def search_scope(session: Session, user: Identity, thread_id: str) -> list[str] | None:

@@ -166,15 +166,15 @@ def sources_prompt(sources: Sequence[Source], limit_tokens: int,
     used: list[Source] = []
     for source in sources:
         entry = f"[{len(used) + 1}] {source.filename} (chunk {source.chunk + 1})\n{source.text}"
-        candidate = "\n\n".join([*parts, entry])
-        if count(candidate) > limit_tokens:
+        size = count("\n\n".join([*parts, entry]))
+        if size > limit_tokens:
             entry = _shortened(parts, entry, limit_tokens, count)
             if entry is None:
                 break
-            candidate = "\n\n".join([*parts, entry])
+            size = count("\n\n".join([*parts, entry]))
         parts.append(entry)
         used.append(source)
-        if count(candidate) >= limit_tokens:
+        if size >= limit_tokens:
             break
     if not used:
         return SourcesPrompt("", ())

@@ -19,7 +19,7 @@ from .. import chat
 from ..auth import Identity
 from ..errors import ApiError
 from ..operations import runs as operation_runs
-from ..storage.models import new_id, utcnow
+from ..storage.models import new_id
 from ..storage.work import Job
 from ..webhooks import UrlRefused, check_url, new_message_id, resolve
 from .runner import JobRunner
@@ -90,11 +90,8 @@ def _submit(session: Session, runner: JobRunner, user: Identity, key: str | None
 
 def _new_job(user: Identity, kind: str, callback_url: str, stream_id: str,
              options: dict[str, Any], **links: Any) -> Job:
-    now = utcnow()
-    return Job(id=new_id("job"), user_id=user.id, kind=kind, status="queued", options=options,
-               stream_id=stream_id, callback_url=callback_url, webhook_id=new_message_id(),
-               webhook_status="none", webhook_attempts=0, attempts=0, next_attempt_at=now,
-               created_at=now, updated_at=now, **links)
+    return Job.queued(user.id, kind, stream_id, options, new_message_id(), callback_url,
+                      **links)
 
 
 def submit_message(session: Session, runner: JobRunner, user: Identity, thread_id: str,

@@ -3,26 +3,21 @@ of another user is never found: it is a 404, exactly like one that does not exis
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..auth import Identity
 from ..errors import ApiError
 from ..storage.memories import Memory
 from ..storage.models import new_id
+from ..storage.owned import owned
 from ..storage.safe_text import storable
 
 MAX_CONTENT = 1000  # characters: a fact, not a document (documents have their own area)
 MAX_MEMORIES = 500  # per user: keeps the list readable and extraction from growing forever
 
-Row = TypeVar("Row")
-
-
-def owned(query: Select[tuple[Row]], user: Identity) -> Select[tuple[Row]]:
-    """`query` on memories narrowed to `user`'s: the one place that scopes them."""
-    return query.where(Memory.user_id == user.id)
 
 
 def _content(body: dict[str, Any]) -> str:

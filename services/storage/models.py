@@ -100,11 +100,12 @@ class Thread(Base):
         back_populates="thread", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Message.position")
     # The latest summary of its earlier messages (storing one replaces the one before,
-    # which it covers); loaded with the thread, as every view of a thread shows it.
-    summary: Mapped[ThreadSummary | None] = relationship(viewonly=True, lazy="selectin")
+    # which it covers). Loaded when a view shows it, not with every lookup of a thread
+    # (a list loads them for all its threads at once).
+    summary: Mapped[ThreadSummary | None] = relationship(viewonly=True)
     # The documents its answers search (storage/documents.py); none: all the user's.
     attachments: Mapped[list[ThreadDocument]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        cascade="all, delete-orphan", passive_deletes=True,
         order_by="ThreadDocument.document_id")
 
     def to_dict(self) -> dict[str, Any]:

@@ -104,6 +104,17 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
+    @classmethod
+    def queued(cls, user_id: str, kind: str, stream_id: str, options: dict[str, Any],
+               webhook_id: str, callback_url: str = "", **links: Any) -> Job:
+        """A new job, queued now; without `callback_url` it has no webhook (its stream
+        is its progress)."""
+        now = utcnow()
+        return cls(id=new_id("job"), user_id=user_id, kind=kind, status="queued",
+                   options=options, stream_id=stream_id, callback_url=callback_url,
+                   webhook_id=webhook_id, webhook_status="none", webhook_attempts=0,
+                   attempts=0, next_attempt_at=now, created_at=now, updated_at=now, **links)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

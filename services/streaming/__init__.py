@@ -14,6 +14,7 @@ from flask import Flask
 from ..config import ConfigError
 from ..storage import database
 from ..context import context
+from ..memory import extraction_enabled
 from ..tools import toolbox
 from .core import EXTENSION, Streaming, streaming
 from .event_log import EventLog, MemoryEventLog
@@ -58,7 +59,7 @@ def init_app(app: Flask, observer: StreamObserver = NO_OBSERVER) -> None:
     runs.start_background()
     core = Streaming(log, runs, db, config["SLUICE_PING_SECONDS"], lease, redis=client,
                      observer=observer, tools=toolbox(app), context=context(app),
-                     memory_extraction=config["SLUICE_MEMORY_EXTRACTION"] == "on")
+                     memory_extraction=extraction_enabled(app))
     core.keeper = LeaseKeeper(db, log, runs.stream_ids, lease)
     core.keeper.start()
     core.stalled = StalledClients(config["SLUICE_SEND_TIMEOUT"])
