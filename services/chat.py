@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .auth import Identity
-from .context import budget_for
+from .context import Summary, budget_for, latest_summary
 from .context.thread import (Preparation, Retrieval, ThreadContext, system_prompt,
                              thread_context)
 from .conversation import message_row, pending_tool_calls, store_tool_round
@@ -102,11 +102,16 @@ def _thread_for_reply(connection: Any, user: Identity, thread_id: str) -> Any:
     return thread
 
 
-def _earlier(connection: Any, thread_id: str, upto: int | None = None) -> list[Any]:
-    """The thread's messages as history needs them, up to position `upto` if given."""
+def _earlier(connection: Any, thread_id: str, upto: int | None = None,
+             summary: Summary | None = None) -> list[Any]:
+    """The thread's messages as history needs them: up to position `upto` if given, and
+    after the ones `summary` covers (a long thread is not read whole for every reply;
+    a summary never covers the last exchange, whose pending calls a reply answers)."""
     query = select(*_HISTORY_COLUMNS).where(_MESSAGES.c.thread_id == thread_id)
     if upto is not None:
         query = query.where(_MESSAGES.c.position <= upto)
+    if summary is not None:
+        query = query.where(_MESSAGES.c.position > summary.upto_position)
     return list(connection.execute(query.order_by(_MESSAGES.c.position)).all())
 
 
@@ -116,11 +121,13 @@ def _check_idle(core: Streaming, thread_id: str) -> None:
                        "An answer is still streaming in this thread; wait for it or cancel it.")
 
 
-def _request_rows(reply: ReplyInput, earlier: Sequence[Any],
-                  thread_id: str) -> list[dict[str, Any]]:
-    """The request's rows (user message or tool results), placed after `earlier`."""
+def _request_rows(reply: ReplyInput, earlier: Sequence[Any], thread_id: str,
+                  summary: Summary | None = None) -> list[dict[str, Any]]:
+    """The request's rows (user message or tool results), placed after `earlier` (and
+    after what `summary` covers)."""
     rows = _inputs(reply, earlier)
-    position = earlier[-1].position + 1 if earlier else 0
+    position = earlier[-1].position + 1 if earlier else \
+        summary.upto_position + 1 if summary is not None else 0
     for offset, row in enumerate(rows):
         row.update(thread_id=thread_id, position=position + offset)
     return rows
@@ -134,14 +141,14 @@ def _thread_changes(thread: Any, reply: ReplyInput, now: Any) -> dict[str, Any]:
 
 
 def _context(session: Session, providers: ProviderRegistry, core: Streaming, user: Identity,
-             thread: Any, thread_id: str, messages: Sequence[Any],
+             thread: Any, thread_id: str, summary: Summary | None, messages: Sequence[Any],
              model: ResolvedModel, reply: ReplyInput) -> tuple[ThreadContext, Preparation]:
     """The reply's history fitted to `model` (a 400 if it cannot fit, before anything is
     stored), and the run's preparation that summarizes a long thread."""
     settings = core.context
     system = system_prompt(session, user, thread.system, model.id, budget_for(model.settings))
-    found = thread_context(session.connection(), thread_id, system, messages, model,
-                           reply.tools, settings.calibration)
+    found = thread_context(thread_id, system, summary, messages, model, reply.tools,
+                           settings.calibration)
     summary_model = model_chain(providers, settings.summary_model)[0] \
         if settings.summary_model else model
     return found, Preparation(found, core.db, settings.summary_share, summary_model,
@@ -215,10 +222,11 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     user.check_model(candidates[0].id)
     reply = reply.with_limits(body, candidates[0])
     _check_idle(core, thread_id)
-    earlier = _earlier(connection, thread_id)
-    rows = _request_rows(reply, earlier, thread_id)
+    summary = latest_summary(connection, thread_id)
+    earlier = _earlier(connection, thread_id, summary=summary)
+    rows = _request_rows(reply, earlier, thread_id, summary)
     inputs = [Message(**row) for row in rows]  # never added to the session: plain values
-    found, prepare = _context(session, providers, core, user, thread, thread_id,
+    found, prepare = _context(session, providers, core, user, thread, thread_id, summary,
                               [*earlier, *inputs], candidates[0], reply)
     assistant = _assistant_row(core, thread_id, rows[-1]["position"] + 1, candidates[0].id)
     give_back = core.take_slots(user.id, user.key_id, user.key_max_streams,
@@ -268,9 +276,12 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
     tools, server_tools = parse_tools(options.get("tools"), core.tools.registry)
     reply = ReplyInput(content=None, model=None, tools=tools, server_tools=server_tools,
                        tool_results=None).with_limits(options, candidates[0])
-    earlier = _earlier(connection, thread_id, upto=request_message.position)
-    found, prepare = _context(session, providers, core, user, thread, thread_id, earlier,
-                              candidates[0], reply)
+    summary = latest_summary(connection, thread_id)
+    if summary is not None and summary.upto_position >= request_message.position:
+        summary = None  # written after this request: its history is the whole thread's
+    earlier = _earlier(connection, thread_id, upto=request_message.position, summary=summary)
+    found, prepare = _context(session, providers, core, user, thread, thread_id, summary,
+                              earlier, candidates[0], reply)
     last = connection.execute(select(_MESSAGES.c.position).where(_MESSAGES.c.thread_id == thread_id)
                               .order_by(_MESSAGES.c.position.desc()).limit(1)).scalar_one()
     assistant = _assistant_row(core, thread_id, last + 1, candidates[0].id, stream_id)

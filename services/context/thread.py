@@ -20,8 +20,7 @@ from ..providers import ChatMessage, ResolvedModel, ToolSpec
 from ..storage import Database
 from ..streaming.spec import Prepared
 from .budget import Budget, Fitted, budget_for, fit, split_last_exchange
-from .summaries import (Summary, after_summary, history_with_summary, latest_summary,
-                        needs_summary, summarize)
+from .summaries import Summary, after_summary, history_with_summary, needs_summary, summarize
 from .tokens import count_text, count_tools
 
 # At most this share of the window goes to the user's memories, and to document excerpts.
@@ -68,12 +67,11 @@ def _fit(summary: Summary | None, stored: Sequence[Any], system: str | None,
                extra=count_tools(tools, model.id))
 
 
-def thread_context(connection: Any, thread_id: str, system: str | None,
+def thread_context(thread_id: str, system: str | None, summary: Summary | None,
                    messages: Sequence[Any], model: ResolvedModel, tools: tuple[ToolSpec, ...],
                    calibration: Any) -> ThreadContext:
-    """Fit `messages` (the thread's stored ones and the request's) for `model`; raises
-    `ContextTooLong` (a 400) if the request alone cannot fit."""
-    summary = latest_summary(connection, thread_id)
+    """Fit `messages` (the thread's stored ones after `summary`, and the request's) for
+    `model`; raises `ContextTooLong` (a 400) if the request alone cannot fit."""
     stored = tuple(after_summary(summary, messages))
     return ThreadContext(thread_id, system, model, tools, summary, stored,
                          _fit(summary, stored, system, model, tools, calibration), calibration)
