@@ -3,6 +3,7 @@
 // toggle decides) and read the result. Everything shown is set as text, never as HTML.
 import { authHeaders } from "./api.js";
 import { element } from "./answer-view.js";
+import { errorLine } from "./panel.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -110,10 +111,7 @@ function describe(done) {
   return parts.filter(Boolean).join(" · ");
 }
 
-function showError(message) {
-  ui.error.textContent = message;
-  ui.error.hidden = false;
-}
+const showError = errorLine(ui.error);
 
 function showResult(operation, body) {
   ui.output.textContent = format(body.result, operation.output);
@@ -171,7 +169,7 @@ async function runStreamed(operation, body) {
 
 async function run(operation) {
   const body = { input: inputOf(operation) };
-  ui.error.hidden = true;
+  showError("");
   ui.output.textContent = "";
   ui.output.hidden = true;
   ui.status.textContent = "Running…";
@@ -211,7 +209,7 @@ ui.open.addEventListener("click", () => {
 ui.picker.addEventListener("change", () => {
   const operation = state.operations.get(ui.picker.value);
   if (operation) showForm(operation);
-  ui.error.hidden = true;
+  showError("");
   ui.output.hidden = true;
   ui.status.textContent = "";
 });
