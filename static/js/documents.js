@@ -2,7 +2,7 @@
 // then a large file's indexing job followed on its event stream), the list of the user's
 // documents (GET /api/v1/documents) with delete, and the current thread's attachments
 // (PATCH the thread's `documents`). Everything shown is set as text.
-import { api, authHeaders } from "./api.js";
+import { api, apiError, authHeaders } from "./api.js";
 import { element } from "./answer-view.js";
 import { change, errorLine, opens } from "./panel.js";
 import { documentSummary, indexingText, uploadText } from "./document-format.js";
@@ -46,7 +46,7 @@ function postFile(file, onProgress) {
         // not JSON: the status says enough
       }
       if (request.status >= 200 && request.status < 300) resolve({ status: request.status, data });
-      else reject(new Error(data?.error?.message || `HTTP ${request.status}`));
+      else reject(apiError(request.status, data));
     };
     const form = new FormData();
     form.append("file", file, file.name);

@@ -1,7 +1,7 @@
 // The Operations panel: pick one of the server's AI operations (GET /api/v1/operations),
 // fill the form built from its input_schema, run it streamed or whole (the page's Stream
 // toggle decides) and read the result. Everything shown is set as text, never as HTML.
-import { authHeaders } from "./api.js";
+import { api, authHeaders } from "./api.js";
 import { element } from "./answer-view.js";
 import { errorLine } from "./panel.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
@@ -185,9 +185,7 @@ async function run(operation) {
 // --- the panel ----------------------------------------------------------------------
 
 async function loadOperations() {
-  const response = await fetch("/api/v1/operations", { headers: { Accept: "application/json" } });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(data?.error?.message || `HTTP ${response.status}`);
+  const data = await api("GET", "/api/v1/operations");
   state.operations = new Map(data.operations.map((operation) => [operation.name, operation]));
   ui.picker.replaceChildren(...data.operations.map((operation) => {
     const option = element("option", "", operation.name);
