@@ -16,13 +16,13 @@ from services.providers.tool_turns import pair_tool_turns
 
 from .fake_upstream import FakeUpstream, openai_text_reply
 from .wire_checks import CHECKS
-from .wire_replies import WIRE, openai_call
+from .wire_replies import OSLO, ROUNDS, openai_calls
 
 TOOLS = [{"type": "function", "function": {
     "name": name, "description": f"{name} of a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
     for name in ("get_weather", "get_time")]
-PROVIDERS = list(WIRE)
+PROVIDERS = list(ROUNDS)
 
 
 @pytest.fixture
@@ -47,9 +47,10 @@ def _answer_calls(client, thread_id: str, model: str, response: dict) -> dict:
 def test_two_tool_rounds_then_another_provider(client, fake_openai, first, second_has_tools):
     second = PROVIDERS[(PROVIDERS.index(first) + 1) % len(PROVIDERS)]
     names = {p: f"turns-{p}-{first}-{second_has_tools}" for p in (first, second)}
-    call, text = WIRE[first]
-    fake_openai.script(names[first], call("get_weather"), call("get_time"), text("Fine."))
-    fake_openai.script(names[second], WIRE[second][1]("Both were fine."))
+    calls, text = ROUNDS[first]
+    fake_openai.script(names[first], calls(("get_weather", OSLO)), calls(("get_time", OSLO)),
+                       text("Fine."))
+    fake_openai.script(names[second], ROUNDS[second][1]("Both were fine."))
     model = f"{first}/{names[first]}"
     thread_id = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
 
@@ -80,8 +81,8 @@ def test_a_new_message_leaves_out_calls_nobody_answered(client, fake_openai):
     """A call answered with a new message instead of results is not sent as answered,
     even when a later round reuses its id (`call_0`)."""
     name = "turns-unanswered"
-    fake_openai.script(name, openai_call("get_weather"), openai_text_reply("Okay."),
-                       openai_call("get_time"), openai_text_reply("Done."))
+    fake_openai.script(name, openai_calls(("get_weather", OSLO)), openai_text_reply("Okay."),
+                       openai_calls(("get_time", OSLO)), openai_text_reply("Done."))
     model = f"openai/{name}"
     thread_id = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
     post = f"/api/v1/threads/{thread_id}/messages"

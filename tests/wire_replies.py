@@ -42,10 +42,6 @@ def openai_calls(*calls: Call) -> Reply:
     return Reply(body.encode())
 
 
-def openai_call(name: str) -> Reply:
-    return openai_calls((name, OSLO))
-
-
 def _anthropic(blocks: list[tuple[dict, dict]], stop: str) -> Reply:
     events: list[tuple[str | None, dict]] = [("message_start", {
         "type": "message_start", "message": {"id": "msg_01", "type": "message",
@@ -70,10 +66,6 @@ def anthropic_calls(*calls: Call) -> Reply:
                        for name, arguments in calls], "tool_use")
 
 
-def anthropic_call(name: str) -> Reply:
-    return anthropic_calls((name, OSLO))
-
-
 def anthropic_text(text: str) -> Reply:
     return _anthropic([({"type": "text", "text": ""}, {"type": "text_delta", "text": text})],
                       "end_turn")
@@ -94,10 +86,6 @@ def ollama_calls(*calls: Call) -> Reply:
     return _ndjson({"message": {"role": "assistant", "content": "", "tool_calls": [
         {"function": {"name": name, "arguments": json.loads(arguments)}}
         for name, arguments in calls]}, "done": False}, _ollama_end())
-
-
-def ollama_call(name: str) -> Reply:
-    return ollama_calls((name, OSLO))
 
 
 def ollama_text(text: str) -> Reply:
@@ -127,10 +115,6 @@ def responses_calls(*calls: Call) -> Reply:
     return _sse(*events)
 
 
-def responses_call(name: str) -> Reply:
-    return responses_calls((name, OSLO))
-
-
 def responses_text(text: str) -> Reply:
     return _sse(
         ("response.output_text.delta", {"type": "response.output_text.delta",
@@ -139,13 +123,6 @@ def responses_text(text: str) -> Reply:
             "status": "completed", "usage": {"input_tokens": 9, "output_tokens": 4}}}))
 
 
-# provider -> (one call of a tool by name, a text answer)
-WIRE: dict[str, tuple[Callable[[str], Reply], Callable[[str], Reply]]] = {
-    "openai": (openai_call, openai_text_reply),
-    "anthropic": (anthropic_call, anthropic_text),
-    "ollama": (ollama_call, ollama_text),
-    "openai-responses": (responses_call, responses_text),
-}
 # provider -> (a round of parallel calls, a text answer)
 ROUNDS: dict[str, tuple[Callable[..., Reply], Callable[[str], Reply]]] = {
     "openai": (openai_calls, openai_text_reply),

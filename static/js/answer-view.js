@@ -99,7 +99,9 @@ export class AnswerView {
   }
 
   append(kind, content) {
-    if (content) this.clearStatus(); // the model is writing: that says enough
+    // The model is writing: that says enough. Only touch the DOM when the line is shown
+    // (this runs for every delta).
+    if (content && !this.statusLine.hidden) this.clearStatus();
     this[kind] += content;
     // Many deltas can arrive between two frames: repaint once per frame.
     if (this.renderQueued) return;
@@ -180,7 +182,10 @@ export class AnswerView {
     this.details.textContent = describe(message);
   }
 
+  // Runs twice per streamed answer (finish or showError, then the page's finishActive):
+  // once is enough; startStreaming starts the next round.
   settle() {
+    if (this.settled) return;
     this.settled = true;
     this.root.classList.remove("streaming");
     this.root.removeAttribute("aria-busy");

@@ -16,10 +16,13 @@ export async function api(method, path, body) {
   });
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = new Error(data?.error?.message || `HTTP ${response.status}`);
-    error.code = data?.error?.code;
-    throw error;
-  }
+  if (!response.ok) throw apiError(response.status, data);
   return data;
+}
+
+/** The Error a refused request is thrown as: the server's sentence and `code`, if it sent them. */
+export function apiError(status, data) {
+  const error = new Error(data?.error?.message || `HTTP ${status}`);
+  error.code = data?.error?.code;
+  return error;
 }

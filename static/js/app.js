@@ -195,7 +195,10 @@ async function showToolResults(view, threadId, messageId) {
 function follow(view, source, retry, question = null) {
   view.startStreaming();
   setBusy(true);
-  const handle = openStream({
+  // `summarized`: the stream said it summarized the thread (status summarizing; a resume
+  // from event 0 replays it), so the summary marker has moved.
+  const active = { view, threadId: state.threadId, summarized: false };
+  active.handle = openStream({
     ...source,
     headers: authHeaders,
     handlers: {
@@ -204,15 +207,17 @@ function follow(view, source, retry, question = null) {
       onSources: (data) => view.showSources(data.sources),
       onDelta: (data) => view.append("text", data.content),
       onReasoning: (data) => view.append("reasoning", data.content),
-      onStatus: (data) => view.showStatus(data),
+      onStatus: (data) => {
+        if (data?.stage === "summarizing") active.summarized = true;
+        view.showStatus(data);
+      },
       onToolCall: (data) => view.addToolCall(data),
       onToolResult: (data) => view.addToolResult(data),
       onError: (data) => view.showError(data.message, data.retryable ? retry : null),
     },
   });
-  const active = { handle, view, threadId: state.threadId };
   state.active = active;
-  handle.done
+  active.handle.done
     .then((done) => settle(active, done))
     .catch((error) => {
       view.showError(error.message, retry);
@@ -231,8 +236,10 @@ async function settle(active, done) {
     markMessage(active.view.root, stored.id);
   }
   finishActive(active);
-  // The answer may have summarized the thread (status summarizing): show where, if so.
-  if (active.threadId === state.threadId) refreshSummary(active.threadId).catch(() => {});
+  // The answer summarized the thread: show where the new summary ends.
+  if (active.summarized && active.threadId === state.threadId) {
+    refreshSummary(active.threadId).catch(() => {});
+  }
 }
 
 async function refreshSummary(threadId) {

@@ -2,8 +2,9 @@
 // then a large file's indexing job followed on its event stream), the list of the user's
 // documents (GET /api/v1/documents) with delete, and the current thread's attachments
 // (PATCH the thread's `documents`). Everything shown is set as text.
-import { api, authHeaders } from "./api.js";
+import { api, apiError, authHeaders } from "./api.js";
 import { element } from "./answer-view.js";
+import { change, errorLine, opens } from "./panel.js";
 import { documentSummary, indexingText, uploadText } from "./document-format.js";
 import { openStream } from "./sluice-stream.js";
 
@@ -15,10 +16,7 @@ const ui = {
 };
 const state = { thread: null };
 
-function showError(message) {
-  ui.error.textContent = message;
-  ui.error.hidden = !message;
-}
+const showError = errorLine(ui.error);
 
 function showProgress(text) {
   ui.progress.textContent = text;
@@ -48,7 +46,7 @@ function postFile(file, onProgress) {
         // not JSON: the status says enough
       }
       if (request.status >= 200 && request.status < 300) resolve({ status: request.status, data });
-      else reject(new Error(data?.error?.message || `HTTP ${request.status}`));
+      else reject(apiError(request.status, data));
     };
     const form = new FormData();
     form.append("file", file, file.name);
@@ -118,16 +116,7 @@ async function remove(document) {
   if (state.thread) await loadThread(); // a deleted document is no longer attached
 }
 
-/** Runs a change, shows its error if it fails, and shows the list again either way. */
-async function change(action) {
-  showError("");
-  try {
-    await action();
-  } catch (error) {
-    showError(error.message);
-  }
-  await showDocuments();
-}
+const changeDocuments = (action) => change(showError, action, showDocuments);
 
 function documentRow(document) {
   const row = element("li", "document-row");
@@ -138,7 +127,7 @@ function documentRow(document) {
     box.type = "checkbox";
     box.checked = (state.thread.documents || []).includes(document.id);
     box.setAttribute("aria-label", `Attach ${document.filename} to this chat`);
-    box.addEventListener("change", () => change(() => setAttached(document.id, box.checked)));
+    box.addEventListener("change", () => changeDocuments(() => setAttached(document.id, box.checked)));
     row.append(box);
   }
   const about = element("div", "document-about");
@@ -150,7 +139,7 @@ function documentRow(document) {
   const button = element("button", "danger small", "Delete");
   button.type = "button";
   button.setAttribute("aria-label", `Delete ${document.filename}`);
-  button.addEventListener("click", () => change(() => remove(document)));
+  button.addEventListener("click", () => changeDocuments(() => remove(document)));
   row.append(about, button);
   return row;
 }
@@ -166,9 +155,7 @@ async function showDocuments() {
   }
 }
 
-ui.open.addEventListener("click", async () => {
-  showError("");
-  ui.dialog.showModal();
+opens(ui.open, ui.dialog, showError, async () => {
   try {
     await loadThread(); // each time: the page may have moved to another chat
   } catch (error) {

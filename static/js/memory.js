@@ -2,6 +2,7 @@
 // editable and deletable, and a form to add one. Everything shown is set as text.
 import { api } from "./api.js";
 import { element } from "./answer-view.js";
+import { change, errorLine, opens } from "./panel.js";
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
@@ -10,21 +11,8 @@ const ui = {
   error: $("#memory-error"),
 };
 
-function showError(message) {
-  ui.error.textContent = message;
-  ui.error.hidden = !message;
-}
-
-/** Runs a change, shows its error if it fails, and shows the list again either way. */
-async function change(action) {
-  showError("");
-  try {
-    await action();
-  } catch (error) {
-    showError(error.message);
-  }
-  await showMemories();
-}
+const showError = errorLine(ui.error);
+const changeMemories = (action) => change(showError, action, showMemories);
 
 function button(text, onClick, className = "") {
   const node = element("button", className, text);
@@ -39,7 +27,7 @@ function editor(row, memory) {
   input.maxLength = 1000;
   input.rows = 2;
   input.setAttribute("aria-label", "Memory");
-  const save = button("Save", () => change(() => api(
+  const save = button("Save", () => changeMemories(() => api(
     "PATCH", `/api/v1/memories/${encodeURIComponent(memory.id)}`, { content: input.value })),
   "primary");
   row.replaceChildren(input, save, button("Cancel", () => showMemories()));
@@ -53,7 +41,7 @@ function memoryRow(memory) {
   const source = element("span", "details", memory.source === "extracted" ? "noted from a chat" : "");
   row.append(text, source,
     button("Edit", () => editor(row, memory)),
-    button("Delete", () => change(() => api(
+    button("Delete", () => changeMemories(() => api(
       "DELETE", `/api/v1/memories/${encodeURIComponent(memory.id)}`)), "danger"));
   return row;
 }
@@ -68,15 +56,12 @@ async function showMemories() {
   }
 }
 
-ui.open.addEventListener("click", () => {
-  showError("");
-  ui.dialog.showModal();
-  showMemories(); // each time: a chat may have added one ("remember that …")
-});
+// Loaded each time: a chat may have added one ("remember that …").
+opens(ui.open, ui.dialog, showError, showMemories);
 
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
-  change(async () => {
+  changeMemories(async () => {
     await api("POST", "/api/v1/memories", { content: ui.content.value });
     ui.content.value = "";
   });

@@ -1,8 +1,9 @@
 // The Operations panel: pick one of the server's AI operations (GET /api/v1/operations),
 // fill the form built from its input_schema, run it streamed or whole (the page's Stream
 // toggle decides) and read the result. Everything shown is set as text, never as HTML.
-import { authHeaders } from "./api.js";
+import { api, authHeaders } from "./api.js";
 import { element } from "./answer-view.js";
+import { errorLine } from "./panel.js";
 import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -110,10 +111,7 @@ function describe(done) {
   return parts.filter(Boolean).join(" · ");
 }
 
-function showError(message) {
-  ui.error.textContent = message;
-  ui.error.hidden = false;
-}
+const showError = errorLine(ui.error);
 
 function showResult(operation, body) {
   ui.output.textContent = format(body.result, operation.output);
@@ -171,7 +169,7 @@ async function runStreamed(operation, body) {
 
 async function run(operation) {
   const body = { input: inputOf(operation) };
-  ui.error.hidden = true;
+  showError("");
   ui.output.textContent = "";
   ui.output.hidden = true;
   ui.status.textContent = "Running…";
@@ -187,9 +185,7 @@ async function run(operation) {
 // --- the panel ----------------------------------------------------------------------
 
 async function loadOperations() {
-  const response = await fetch("/api/v1/operations", { headers: { Accept: "application/json" } });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(data?.error?.message || `HTTP ${response.status}`);
+  const data = await api("GET", "/api/v1/operations");
   state.operations = new Map(data.operations.map((operation) => [operation.name, operation]));
   ui.picker.replaceChildren(...data.operations.map((operation) => {
     const option = element("option", "", operation.name);
@@ -211,7 +207,7 @@ ui.open.addEventListener("click", () => {
 ui.picker.addEventListener("change", () => {
   const operation = state.operations.get(ui.picker.value);
   if (operation) showForm(operation);
-  ui.error.hidden = true;
+  showError("");
   ui.output.hidden = true;
   ui.status.textContent = "";
 });

@@ -29,7 +29,8 @@ export function markMessage(node, id) {
 export function showSummary(messages, summary) {
   messages.querySelector(".summary-marker")?.remove();
   if (!summary?.upto_message_id) return;
-  const upto = [...messages.children].find(
-    (node) => (node.dataset.messageIds || "").split(" ").includes(summary.upto_message_id));
+  // ~= matches one word of the space-separated list markMessage keeps.
+  const upto = messages.querySelector(
+    `:scope > [data-message-ids~="${CSS.escape(summary.upto_message_id)}"]`);
   upto?.after(marker(summary));
 }
