@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import request
 from flask_socketio import Namespace
+from socketio.exceptions import ConnectionRefusedError as Refused
 
 from services.errors import ApiError
 from services.ratelimit import count_request
@@ -27,7 +28,7 @@ class SocketEvents(Namespace):
         try:
             connect(auth)
         except ApiError as exc:
-            raise ConnectionRefusedError(exc.message, error_payload(exc)) from None
+            raise Refused(exc.message, error_payload(exc)) from None
 
     def on_disconnect(self, reason: Any = None) -> None:
         sockets().followers.stop_all(request.sid)

@@ -21,10 +21,10 @@ JOB_POLLS = 8  # the job's row is read every 8 polls (2 s)
 def job_frames(session: Session, core: Streaming, user: Identity, job_id: str,
                after: int) -> Iterator[bytes] | None:
     """The frames of the job's current stream, as `stream_frames` gives any stream's
-    (None: it has ended and the client has all of it); while the job is queued, its
-    stream has not begun: pings until a worker begins it."""
+    (None: it has ended and the client has all of it); until a worker has begun its
+    stream, pings."""
     job = get_job(session, user, job_id)
-    if job.status == "queued":
+    if _not_begun(job):
         stream_id = job.stream_id
         session.close()  # the response may wait and stream for minutes
         return _await_start(core, job_id, user.id, stream_id, after)
@@ -33,8 +33,15 @@ def job_frames(session: Session, core: Streaming, user: Identity, job_id: str,
         return _document_frames(core, job.stream_id, after)
     if job.kind == "message" and job.message_id is None:
         session.close()
-        return None  # cancelled before it ever ran: there is no stream
+        return None  # ended before its answer began (cancelled): there is no stream
     return stream_frames(session, user.id, job.stream_id, after)
+
+
+def _not_begun(job: Job) -> bool:
+    """Queued, or claimed by a worker that has not yet stored the answer it starts (a
+    chat job's message), so its stream cannot be found by id yet."""
+    return job.status == "queued" or (job.status == "running" and job.kind == "message"
+                                      and job.message_id is None)
 
 
 def _await_start(core: Streaming, job_id: str, user_id: str, stream_id: str,
@@ -49,8 +56,9 @@ def _await_start(core: Streaming, job_id: str, user_id: str, stream_id: str,
         if polls % JOB_POLLS == 0:
             with core.db.transaction() as session:
                 job = session.get(Job, job_id)
+                waiting = job is not None and _not_begun(job)
                 status, current = (job.status, job.stream_id) if job else ("gone", None)
-            if status != "queued":
+            if not waiting:
                 if status in ("running", "complete", "failed") and current == stream_id:
                     frames = stream_frames(core.db.sessions(), user_id, stream_id, after)
                     if frames is not None:

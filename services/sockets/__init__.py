@@ -50,8 +50,8 @@ def init_app(app: Flask) -> None:
         cors_allowed_origins="*",
         max_http_buffer_size=app.config["MAX_CONTENT_LENGTH"],
         logger=False, engineio_logger=False)
-    app.extensions[EXTENSION] = Sockets(socketio,
-                                        Followers(socketio.server, app.config["SLUICE_SEND_TIMEOUT"]))
+    followers = Followers(app, socketio.server, app.config["SLUICE_SEND_TIMEOUT"])
+    app.extensions[EXTENSION] = Sockets(socketio, followers)
 
 
 def sockets(app: Flask | None = None) -> Sockets:

@@ -18,9 +18,11 @@ from typing import Any
 
 import gevent
 import socketio
+from flask import Flask
 
 from ..errors import ApiError
 from ..sse import frames_data
+from ..streaming.event_log import FINAL_EVENT
 from ..streaming.subscribe import cut_connection
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,8 @@ class Followers:
     stream id, or `job:<id>`). Subscribing again to the same key replaces the follower:
     that is how a client resumes from another seq on the same socket."""
 
-    def __init__(self, server: socketio.Server, send_timeout: float) -> None:
+    def __init__(self, app: Flask, server: socketio.Server, send_timeout: float) -> None:
+        self._app = app
         self._server = server
         self.send_timeout = send_timeout
         self._running: dict[str, dict[str, gevent.Greenlet]] = {}
@@ -67,25 +70,39 @@ class Followers:
         for follower in self._running.pop(sid, {}).values():
             follower.kill(block=False)
 
-    def count(self) -> int:
-        return sum(len(running) for running in self._running.values())
-
     def _follow(self, sid: str, key: str, event: str, label: dict[str, Any],
                 frames: Iterator[bytes] | None, final: Final | None) -> None:
         try:
-            for chunk in frames or ():
-                for data in frames_data(chunk):
-                    if not self._room_to_send(sid):
-                        return
-                    self._server.emit(event, {**data, **label}, to=sid)
-            if final is not None:
-                self._server.emit(event, final(), to=sid)
+            with self._app.app_context():  # as `stream_with_context` gives an SSE response
+                whole = self._emit_all(sid, event, label, frames, final)
+            if not whole:
+                # The log could not be read (Redis is away). An SSE response would end
+                # here and its client resume later; a socket client does the same after
+                # its connection drops, so drop it.
+                logger.info("lost the log of %s; closing socket %s to be resumed", key, sid)
+                self._cut(sid)
         except Exception:  # noqa: BLE001 - one subscription failing must not end others
             logger.exception("following %s for socket %s failed", key, sid)
         finally:
             running = self._running.get(sid, {})
             if running.get(key) is gevent.getcurrent():
                 del running[key]
+
+    def _emit_all(self, sid: str, event: str, label: dict[str, Any],
+                  frames: Iterator[bytes] | None, final: Final | None) -> bool:
+        """Emit every event, then `final()`; False if a stream's frames ended before its
+        `done` (a job's end is told by `final` either way)."""
+        ended = frames is None
+        for chunk in frames or ():
+            for data in frames_data(chunk):
+                if not self._room_to_send(sid):
+                    return True  # the socket is being cut
+                self._server.emit(event, {**data, **label}, to=sid)
+                ended = data["type"] == FINAL_EVENT
+        if final is not None:
+            self._server.emit(event, final(), to=sid)
+            return True
+        return ended
 
     def _room_to_send(self, sid: str) -> bool:
         """Wait while the socket's queue is full; False (and the connection cut) if it
