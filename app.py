@@ -12,10 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from blueprints import (auth as auth_views, chat, documents as document_views, health,
                         jobs as job_views, memories, models, openai_compat, openapi,
-                        operations as operation_views, pages, streams)
+                        operations as operation_views, pages, sockets as socket_events,
+                        streams)
 from blueprints.errors import register_error_handlers
 from services import (auth, context, documents, jobs, memory, metrics, operations, providers,
-                      ratelimit, storage, streaming, tools, web)
+                      ratelimit, sockets, storage, streaming, tools, web)
 from services.auth.cli import init_cli
 from services.config import default_settings, settings_from_env
 from services.storage.migrate import upgrade_database
@@ -45,11 +46,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     operations.init_app(app)
     jobs.init_app(app)
     documents.init_app(app)
+    sockets.init_app(app)  # last: its middleware takes /socket.io/ before the rest
 
     for blueprint in (chat.bp, streams.bp, models.bp, openai_compat.bp, health.bp, pages.bp,
                       auth_views.bp, openapi.bp, operation_views.bp, job_views.bp, memories.bp,
                       document_views.bp):
         app.register_blueprint(blueprint)
+    sockets.sockets(app).socketio.on_namespace(socket_events.SocketEvents("/"))
     register_error_handlers(app)
     init_cli(app)
 

@@ -9,7 +9,7 @@ from services.jobs.events import job_frames
 from services.jobs.secrets import rotate_secret
 from services.sse import sse_response
 from services.storage import request_session
-from services.streaming import streaming
+from services.streaming import streaming, to_client
 from services.web import ascii_int
 
 from .streams import resume_point
@@ -49,7 +49,7 @@ def job_events(job_id: str) -> Response | tuple[str, int]:
     frames = job_frames(request_session(), streaming(), current_user(), job_id, resume_point())
     if frames is None:
         return "", 204
-    return sse_response(stream_with_context(frames))
+    return sse_response(stream_with_context(to_client(frames)))
 
 
 @bp.post("/webhooks/secret")

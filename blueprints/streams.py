@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from services.auth import current_user
 from services.sse import sse_response
 from services.storage import request_session
-from services.streaming import cancel_stream, stream_frames
+from services.streaming import cancel_stream, stream_frames, to_client
 from services.web import ascii_int
 
 bp = Blueprint("streams", __name__, url_prefix="/api/v1/streams")
@@ -25,7 +25,7 @@ def events(stream_id: str) -> Response | tuple[str, int]:
     frames = stream_frames(request_session(), current_user().id, stream_id, resume_point())
     if frames is None:
         return "", 204  # ended, and the client has all of it: EventSource stops here
-    return sse_response(stream_with_context(frames))
+    return sse_response(stream_with_context(to_client(frames)))
 
 
 @bp.post("/<id:stream_id>/cancel")

@@ -28,6 +28,7 @@ import redis
 from flask import Flask, Response, current_app, g
 from limits import RateLimitItemPerMinute, storage, strategies
 
+from .auth import Identity
 from .errors import ApiError
 from .metrics import count_rate_limited
 from .streaming import streaming
@@ -192,13 +193,19 @@ def rate_limits(app: Flask | None = None) -> RateLimits:
     return (app or current_app).extensions[EXTENSION]
 
 
+def count_request(identity: Identity) -> dict[str, str]:
+    """Count one request of `identity` against its limits (an HTTP request, or a
+    socket's request event); the `x-ratelimit-*` headers, or a 429 over a limit."""
+    limits = rate_limits()
+    if not limits.counts_requests(identity.key_rpm):
+        return {}
+    return limits.requests().hit(identity.id, identity.key_id, identity.key_rpm)
+
+
 def _count_request() -> None:
     identity = g.get("identity")
-    if identity is None:
-        return  # a public route
-    limits = rate_limits()
-    if limits.counts_requests(identity.key_rpm):
-        g.rate_headers = limits.requests().hit(identity.id, identity.key_id, identity.key_rpm)
+    if identity is not None:  # None: a public route
+        g.rate_headers = count_request(identity)
 
 
 def _add_headers(response: Response) -> Response:

@@ -42,6 +42,13 @@ def event_data(frame: bytes) -> dict[str, Any]:
     return json.loads(frame.rstrip(b"\n").rpartition(b"\ndata: ")[2])
 
 
+def frames_data(chunk: bytes) -> list[dict[str, Any]]:
+    """The `data` objects of the events in `chunk`: whole frames `encode_event` wrote,
+    one or several (a subscriber's page), or a `: ping` (no events). A frame's JSON is
+    one line, so a blank line only ever separates frames."""
+    return [event_data(frame) for frame in chunk.split(b"\n\n") if frame.startswith(b"id: ")]
+
+
 def encode_data(data: Any) -> bytes:
     """A frame of one `data` line and nothing else, as OpenAI-style streams are written:
     a `str` is sent as it is (`[DONE]`), anything else as one line of JSON."""

@@ -30,7 +30,7 @@ from ..storage.models import LOCAL_USER_ID, User
 from .keys import key_for
 
 __all__ = ["Identity", "csrf_token", "current_user", "init_app", "page", "public",
-           "sign_in", "sign_out"]
+           "sign_in", "sign_out", "socket_identity"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_DAYS = 14
@@ -145,6 +145,23 @@ def _authenticate() -> Response | None:
         raise _unauthorized("Sign in, or send an API key as 'Authorization: Bearer sk-sluice-…'.")
     g.identity = identity
     return None
+
+
+def socket_identity(credentials: Any) -> Identity:
+    """Who opens a Socket.IO connection, read in its handshake's request context, as for
+    any request: an API key (the connect `auth` `{"api_key": …}`, or the `Authorization`
+    header), else the session cookie. The handshake is a GET, so no CSRF token: the
+    socket's origin is checked instead (services/sockets)."""
+    if current_app.config["SLUICE_AUTH"] == "off":
+        return LOCAL
+    key = credentials.get("api_key") if isinstance(credentials, dict) else None
+    if key is not None:
+        return _from_key(f"Bearer {key}" if isinstance(key, str) else "")
+    header = request.headers.get("Authorization")
+    identity = _from_key(header) if header else _from_session()
+    if identity is None:
+        raise _unauthorized("Sign in, or connect with auth {'api_key': 'sk-sluice-…'}.")
+    return identity
 
 
 def _secret_key(app: Flask) -> str:

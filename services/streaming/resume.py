@@ -44,7 +44,8 @@ def to_client(frames: Iterator[bytes]) -> Iterator[bytes]:
 
 def stream_frames(session: Session, user_id: str, stream_id: str,
                   after: int) -> Iterator[bytes] | None:
-    """The SSE frames for a (re)connecting client: from the log, or from storage.
+    """The SSE frames for a (re)connecting client: from the log, or from storage. (An
+    HTTP response passes them through `to_client`; a socket paces them itself.)
 
     None when the stream has ended and the client already has its last event: the
     answer is then `204`, which tells an `EventSource` to stop reconnecting.
@@ -58,11 +59,11 @@ def stream_frames(session: Session, user_id: str, stream_id: str,
         try:
             if core.log.closed(stream_id) and not core.log.read(stream_id, after, 1).events:
                 return None
-            return to_client(follow(core.log, stream_id, after, core.ping_seconds))
+            return follow(core.log, stream_id, after, core.ping_seconds)
         except UnknownStream:
             pass  # expired just now: storage has it
     if stored["status"] == "streaming":
-        return to_client(_await_producer(core, stream_id, after))
+        return _await_producer(core, stream_id, after)
     if after == stored_event_count(stored):
         return None
     return replay_stored(stored, after)

@@ -146,10 +146,10 @@ class StalledClients:
         # The guard removes its own entry once the failed write closes the response.
         for since, client in list(self._writing.values()):
             if now - since > self.timeout:
-                _cut(client)
+                cut_connection(client)
 
 
-def _cut(client: socket.socket) -> None:
+def cut_connection(client: socket.socket) -> None:
     """Shut a connection down under a write that is blocked on it.
 
     Through a second handle on the same descriptor: the kernel wakes the blocked

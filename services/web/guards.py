@@ -83,6 +83,10 @@ def _check_host() -> None:
 def _check_origin() -> None:
     if request.method in _SAFE_METHODS:
         return
+    _check_origin_of_change()
+
+
+def _check_origin_of_change() -> None:
     origin = request.headers.get("Origin")
     if origin is None:
         if request.headers.get("Sec-Fetch-Site", "none") not in _OWN_FETCH_SITES:
@@ -92,6 +96,14 @@ def _check_origin() -> None:
         return
     if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
         raise _foreign_origin(origin[:100])
+
+
+def check_socket_handshake() -> None:
+    """A WebSocket handshake is a GET that a page on another site can make with this
+    site's cookies (browsers do not apply CORS to it), and the socket it opens changes
+    things: it passes the host and origin checks of a state-changing request."""
+    _check_host()
+    _check_origin_of_change()
 
 
 def _foreign_origin(origin: str) -> ApiError:

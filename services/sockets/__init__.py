@@ -1,0 +1,79 @@
+"""The WebSocket transport: Socket.IO at `/socket.io/`, beside SSE, over the same
+streaming core (the README's WebSocket section lists its events).
+
+- **WebSocket only** (no long-polling): a socket is one connection to one worker, so
+  several workers behind nginx need no sticky sessions. Flask-SocketIO runs in
+  gevent mode, with simple-websocket taking over gunicorn's connection.
+- **Who connects** is decided once, at connect, as for an HTTP request (an API key in
+  the connect `auth`, or the session cookie), and kept with the socket. The handshake
+  is a GET that a page on another site could make with the user's cookie, so its
+  `Host` and `Origin` pass the same checks as a state-changing request.
+- **Any worker serves any subscription**: a follower reads the stream's event log
+  (Redis when shared) from a seq on, exactly as an SSE response does, and a cancel
+  reaches the producer wherever it runs through the streaming core's bus. Every emit
+  is made by the worker that holds the socket, so Socket.IO's Redis manager (for
+  emits across processes) is not needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_socketio import SocketIO
+
+from ..auth import Identity, socket_identity
+from ..errors import ApiError
+from ..web.guards import check_socket_handshake
+from .followers import Followers
+from .requests import REQUESTS, Reply
+
+__all__ = ["REQUESTS", "Reply", "Sockets", "connect", "init_app", "sockets"]
+
+EXTENSION = "sluice.sockets"
+_IDENTITY = "sluice.identity"  # where a socket's user is kept: its handshake's environ
+
+
+@dataclass
+class Sockets:
+    socketio: SocketIO
+    followers: Followers
+
+
+def init_app(app: Flask) -> None:
+    """After every other part: its middleware must be the outermost, taking `/socket.io/`
+    before Flask sees it (requests to it never reach a view)."""
+    socketio = SocketIO(
+        app, async_mode="gevent", transports=["websocket"],
+        # Checked at connect by the same rules as HTTP (check_socket_handshake), which
+        # answers with a reason the client can read rather than a bare 400.
+        cors_allowed_origins="*",
+        max_http_buffer_size=app.config["MAX_CONTENT_LENGTH"],
+        logger=False, engineio_logger=False)
+    app.extensions[EXTENSION] = Sockets(socketio,
+                                        Followers(socketio.server, app.config["SLUICE_SEND_TIMEOUT"]))
+
+
+def sockets(app: Flask | None = None) -> Sockets:
+    return (app or current_app).extensions[EXTENSION]
+
+
+def error_payload(exc: ApiError) -> dict[str, Any]:
+    """An error as a socket sends it: the HTTP error's fields, with its status."""
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message, "status": exc.status}
+    if exc.param is not None:
+        error["param"] = exc.param
+    return error
+
+
+def connect(credentials: Any) -> Identity:
+    """Admit the socket whose handshake is the current request, or raise `ApiError`."""
+    check_socket_handshake()
+    identity = socket_identity(credentials)
+    request.environ[_IDENTITY] = identity
+    return identity
+
+
+def socket_user() -> Identity:
+    """The user the current event's socket connected as."""
+    return request.environ[_IDENTITY]
