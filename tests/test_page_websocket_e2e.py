@@ -7,6 +7,8 @@ page's code has no hook for tests.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
@@ -24,7 +26,7 @@ class SocketRoutes:
     def __init__(self, page: Page) -> None:
         self.open: list[tuple[WebSocketRoute, WebSocketRoute]] = []
         self.connections = 0
-        page.route_web_socket("**/socket.io/**", self.connect)
+        page.route_web_socket(re.compile(r"/socket\.io/"), self.connect)
 
     def connect(self, page_side: WebSocketRoute) -> None:
         self.connections += 1
@@ -39,8 +41,10 @@ class SocketRoutes:
 
 @pytest.fixture
 def sockets(page: Page) -> SocketRoutes:
-    routes = SocketRoutes(page)
     page.get_by_role("combobox", name="Stream over").select_option("websocket")
+    routes = SocketRoutes(page)
+    page.reload()  # routing reaches only documents loaded after it is set up
+    expect(page.locator("#model-picker")).to_have_value("demo/echo")
     return routes
 
 
@@ -56,7 +60,7 @@ def test_an_answer_streams_over_the_socket_and_equals_the_stored_message(page, p
     body = answer(page).locator(".body")
     rate = answer(page).locator(".stream-rate")
     expect(answer(page)).to_have_class("message assistant streaming")
-    expect(rate).to_have_text(r"^\d+ tok/s$", timeout=10_000)  # live while it streams
+    expect(rate).to_have_text(re.compile(r"^\d+ tok/s$"), timeout=10_000)  # live while it streams
     wait_until_done(page)
     expect(rate).to_be_hidden()  # the details line has the server's figure now
     thread_id = thread_id_of(page)
