@@ -418,10 +418,12 @@ function openSocketStream(options) {
       if (unclaimed) unclaimed.push(data);
       else if (jobId ? data.job_id === jobId : data.stream_id === progress.streamId) deliver(data);
     },
-    disconnect() {
+    disconnect(reason) {
       disconnected = true;
       // The request may or may not have reached the server: nothing to resume from.
       if (unclaimed) fail(streamLost("connection lost before the stream started"));
+      // Closed on purpose (by the server or the page): the socket will not come back.
+      else if (socket.active === false) fail(streamLost(`socket closed (${reason})`));
     },
     connect() {
       if (!disconnected) return; // the first connect of a socket opened with this stream

@@ -662,6 +662,16 @@ test("websocket: a drop before the acknowledgement rejects with stream_lost", as
   await assert.rejects(stream.done, { code: "stream_lost" });
 });
 
+test("websocket: a socket closed for good (not to reconnect) rejects with stream_lost", async () => {
+  const socket = fakeSocket();
+  const { stream } = socketStream(socket);
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.active = false;
+  socket.receive("disconnect", "io server disconnect");
+  await assert.rejects(stream.done, { code: "stream_lost" });
+  assert.equal(socket.listenerCount(), 0);
+});
+
 test("websocket: a resume subscribes from lastEventId; 'ended' resolves without done", async () => {
   const socket = fakeSocket();
   const stream = openStream({ transport: "websocket", socket, streamId: "s1", lastEventId: 7 });
