@@ -236,7 +236,8 @@ def test_the_chat_page_is_served_with_its_scripts(client):
     page = client.get("/")
     assert page.status_code == 200 and b'id="composer"' in page.data
     for path in ("/static/js/app.js", "/static/js/sluice-stream.js",
-                 "/static/vendor/marked/marked.esm.js", "/static/vendor/dompurify/purify.es.js"):
+                 "/static/vendor/marked/marked.esm.js", "/static/vendor/dompurify/purify.es.js",
+                 "/static/vendor/socket.io/socket.io.esm.min.js"):
         script = client.get(path)
         assert script.status_code == 200 and "javascript" in script.content_type, path
         script.close()

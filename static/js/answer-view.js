@@ -2,7 +2,8 @@
 // safe-html.js before it touches the DOM (model output can contain HTML, scripts,
 // styles, forms and remote images; none of them may act), its reasoning, its tool
 // calls, a status line while it is under way, the document excerpts it was given (its
-// sources, from the stream's `sources` event) and a line of details. Tool names,
+// sources, from the stream's `sources` event), a live tokens-per-second readout and a
+// line of details. Tool names,
 // arguments and results are model or tool output too: they go in as textContent only.
 import { marked } from "../vendor/marked/marked.esm.js";
 import {
@@ -14,6 +15,9 @@ import { loadImagesOnClick, safeFragment } from "./safe-html.js";
 export function markdown(text, shownImages) {
   return safeFragment(marked.parse(text || ""), shownImages);
 }
+
+const RATE_EVERY_MS = 500; // how often the tokens/s readout may change
+const RATE_WINDOW_MS = 2000; // the deltas it counts
 
 export function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -55,6 +59,12 @@ export class AnswerView {
     this.statusLine = element("p", "status-line");
     this.statusLine.setAttribute("role", "status");
     this.statusLine.setAttribute("aria-live", "polite");
+    // "42 tok/s" while it streams: delta events per second over the last two seconds
+    // (a resume's replayed burst soon drops out of it). Not a live region: a number
+    // changing twice a second would be noise to a screen reader.
+    this.rate = element("p", "stream-rate");
+    this.rate.title = "Tokens per second, over the last two seconds";
+    this.restartRate();
     this.settled = false;
     this.calls = new Map(); // tool call id → {call, result, card}
     // Remote images the reader chose to load stay loaded as the text repaints.
@@ -72,8 +82,28 @@ export class AnswerView {
     this.root.classList.add("streaming");
     this.body.setAttribute("aria-live", "polite");
     this.root.setAttribute("aria-busy", "true");
-    this.body.after(this.statusLine);
+    this.body.after(this.statusLine, this.rate);
+    this.restartRate();
     if (!this.text) this.showStatus(THINKING_TEXT);
+  }
+
+  restartRate() {
+    this.deltaTimes = [];
+    this.rateShownAt = 0;
+    this.rate.hidden = true;
+  }
+
+  /** Counts one delta (text or reasoning) and shows the rate, at most twice a second. */
+  countDelta() {
+    const now = performance.now();
+    const times = this.deltaTimes;
+    times.push(now);
+    while (now - times[0] > RATE_WINDOW_MS) times.shift();
+    const seconds = (now - times[0]) / 1000;
+    if (seconds < RATE_EVERY_MS / 1000 || now - this.rateShownAt < RATE_EVERY_MS) return;
+    this.rateShownAt = now;
+    this.rate.textContent = `${Math.round((times.length - 1) / seconds)} tok/s`;
+    this.rate.hidden = false;
   }
 
   reset() {
@@ -82,6 +112,7 @@ export class AnswerView {
     this.tools.replaceChildren();
     this.calls.clear();
     this.showSources([]);
+    this.restartRate();
     this.render();
     if (!this.settled) this.showStatus(THINKING_TEXT);
   }
@@ -102,6 +133,7 @@ export class AnswerView {
     // The model is writing: that says enough. Only touch the DOM when the line is shown
     // (this runs for every delta).
     if (content && !this.statusLine.hidden) this.clearStatus();
+    if (!this.settled) this.countDelta();
     this[kind] += content;
     // Many deltas can arrive between two frames: repaint once per frame.
     if (this.renderQueued) return;
@@ -191,6 +223,9 @@ export class AnswerView {
     this.root.removeAttribute("aria-busy");
     this.clearStatus();
     this.statusLine.remove();
+    // The details line gives the server's measured rate from here on.
+    this.rate.hidden = true;
+    this.rate.remove();
     for (const entry of this.calls.values()) this.showToolState(entry); // running → no result
   }
 

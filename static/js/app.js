@@ -1,9 +1,11 @@
 // The chat page. Talks to Sluice's JSON API; every stream goes through
-// sluice-stream.js (no SSE parsing here), every answer is drawn by answer-view.js.
+// sluice-stream.js (no SSE parsing here), over SSE or the page's one Socket.IO socket
+// (page-socket.js) as the user chose; every answer is drawn by answer-view.js.
 import { api, authHeaders } from "./api.js";
 import { toolResultOfMessage } from "./answer-format.js";
 import { AnswerView, element } from "./answer-view.js";
-import { openStream, sendMessage, streamingPreference } from "./sluice-stream.js";
+import { pageSocket } from "./page-socket.js";
+import { openStream, sendMessage, streamingPreference, transportPreference } from "./sluice-stream.js";
 import { markMessage, showSummary } from "./thread-summary.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -11,10 +13,11 @@ const ui = {
   app: $("#app"), threads: $("#thread-list"), title: $("#thread-title"),
   messages: $("#messages"), empty: $("#empty-state"), form: $("#composer"),
   prompt: $("#prompt"), send: $("#send"), stop: $("#stop"), models: $("#model-picker"),
-  streaming: $("#streaming-toggle"), newThread: $("#new-thread"),
+  streaming: $("#streaming-toggle"), transport: $("#transport-picker"), newThread: $("#new-thread"),
   toggleSidebar: $("#toggle-sidebar"),
 };
 const preference = streamingPreference();
+const transport = transportPreference();
 // `loading`: the thread being opened, if any; a message sent meanwhile waits for it,
 // or the thread's messages would be drawn over the new answer.
 const state = { threads: [], threadId: null, active: null, loading: Promise.resolve() };
@@ -156,8 +159,7 @@ async function send(content) {
   const body = { content, model: ui.models.value || undefined };
   if (!preference.get()) return sendWhole(threadId, body, question);
   const view = showAnswer({});
-  follow(view, { url: `/api/v1/threads/${threadId}/messages/stream`, body },
-         () => send(content), question);
+  follow(view, { threadId, body }, () => send(content), question);
 }
 
 async function sendWhole(threadId, body, question) {
@@ -190,7 +192,18 @@ async function showToolResults(view, threadId, messageId) {
   }
 }
 
-// Stream into `view`: a new answer (url + body) or one already under way (streamId).
+// What openStream needs, over the chosen transport, for `source`: a new answer
+// (threadId + the body it POSTs) or one already under way (streamId + lastEventId).
+function streamOptions({ threadId, body, streamId, lastEventId }) {
+  if (transport.get() === "websocket") {
+    const request = body && { event: "send_message", data: { thread_id: threadId, ...body } };
+    return { transport: "websocket", socket: pageSocket(), request, streamId, lastEventId };
+  }
+  if (body) return { url: `/api/v1/threads/${threadId}/messages/stream`, body, headers: authHeaders };
+  return { streamId, lastEventId, headers: authHeaders };
+}
+
+// Stream into `view`: a new answer or one already under way (see streamOptions).
 // `question`: the user's message on the page, to be given its id once it is stored.
 function follow(view, source, retry, question = null) {
   view.startStreaming();
@@ -199,8 +212,7 @@ function follow(view, source, retry, question = null) {
   // from event 0 replays it), so the summary marker has moved.
   const active = { view, threadId: state.threadId, summarized: false };
   active.handle = openStream({
-    ...source,
-    headers: authHeaders,
+    ...streamOptions(source),
     handlers: {
       onReset: () => view.reset(),
       onMessageSaved: (data) => { if (question) markMessage(question, data.message.id); },
@@ -315,7 +327,13 @@ ui.stop.addEventListener("click", async () => {
 });
 
 ui.streaming.checked = preference.get();
-ui.streaming.addEventListener("change", () => preference.set(ui.streaming.checked));
+ui.transport.value = transport.get();
+ui.transport.disabled = !ui.streaming.checked; // whole answers come as JSON either way
+ui.streaming.addEventListener("change", () => {
+  preference.set(ui.streaming.checked);
+  ui.transport.disabled = !ui.streaming.checked;
+});
+ui.transport.addEventListener("change", () => transport.set(ui.transport.value));
 ui.newThread.addEventListener("click", newChat);
 ui.toggleSidebar.addEventListener("click", () => {
   const open = ui.app.classList.toggle("sidebar-open");

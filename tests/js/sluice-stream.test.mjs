@@ -9,6 +9,7 @@ import {
   openStream,
   sendMessage,
   streamingPreference,
+  transportPreference,
 } from "../../static/js/sluice-stream.js";
 
 const encoder = new TextEncoder();
@@ -517,4 +518,261 @@ test("eventsUrl answered 204 (over, nothing left to read) ends without a done ev
   const server = scriptedFetch([() => new Response(null, { status: 204 })]);
   const stream = openStream({ eventsUrl: JOB_EVENTS, fetch: server.fetch });
   assert.deepEqual(await stream.done, { status: "ended", no_done_event: true });
+});
+
+// ---------------------------------------------------------------- the WebSocket mode
+
+/**
+ * A stand-in for a Socket.IO client socket: records what the page emits (with its
+ * acknowledgement callback, which the test calls as the server would), lets the test
+ * push the server's events, and drops and restores the connection.
+ */
+function fakeSocket() {
+  const listeners = new Map(); // event → Set of listeners
+  const sent = [];
+  return {
+    sent,
+    active: true,
+    on(event, listener) {
+      if (!listeners.has(event)) listeners.set(event, new Set());
+      listeners.get(event).add(listener);
+    },
+    off(event, listener) {
+      listeners.get(event)?.delete(listener);
+    },
+    emit(event, data, ack) {
+      sent.push({ event, data, ack });
+    },
+    /** The server emits `event` to this socket (or the client library emits connect …). */
+    receive(event, data) {
+      for (const listener of [...(listeners.get(event) ?? [])]) listener(data);
+    },
+    drop() { this.receive("disconnect", "transport close"); },
+    reconnect() { this.receive("connect"); },
+    listenerCount() {
+      return [...listeners.values()].reduce((sum, set) => sum + set.size, 0);
+    },
+    last(event) { return sent.filter((s) => s.event === event).at(-1); },
+  };
+}
+
+const wsEvent = (seq, type, fields = {}, streamId = "s1") => ({ type, seq, ...fields, stream_id: streamId });
+const wsDelta = (seq, content, streamId) => wsEvent(seq, "delta", { content }, streamId);
+const wsDone = (seq, streamId) => wsEvent(seq, "done", { status: "complete", message_id: "m2" }, streamId);
+const sendRequest = { event: "send_message", data: { thread_id: "t1", content: "Hello?" } };
+
+function socketStream(socket, extra = {}) {
+  const { log, handlers } = recorder();
+  const stream = openStream({ transport: "websocket", socket, request: sendRequest, handlers, ...extra });
+  return { stream, log };
+}
+
+test("websocket: emits the request, takes its stream's events and resolves with done", async () => {
+  const socket = fakeSocket();
+  const { stream, log } = socketStream(socket);
+  const [request] = socket.sent;
+  assert.equal(request.event, "send_message");
+  assert.deepEqual(request.data, sendRequest.data);
+  request.ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsEvent(1, "start", { message_id: "m2" }));
+  socket.receive("stream_event", wsDelta(2, "Grüße "));
+  socket.receive("stream_event", wsDelta(3, "👋🏽"));
+  socket.receive("stream_event", wsDone(4));
+  const result = await stream.done;
+  assert.equal(result.status, "complete");
+  assert.equal(log.text, "Grüße 👋🏽");
+  assert.deepEqual(log.events, [["start", 1], ["delta", 2], ["delta", 3], ["done", 4]]);
+  assert.equal(stream.streamId, "s1");
+  assert.equal(stream.lastEventId, 4);
+});
+
+test("websocket: events that overtake the acknowledgement are kept, others' dropped", async () => {
+  const socket = fakeSocket();
+  const { stream, log } = socketStream(socket);
+  socket.receive("stream_event", wsDelta(2, "other", "s9"));
+  socket.receive("stream_event", wsEvent(1, "start"));
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsDelta(2, "mine"));
+  socket.receive("stream_event", wsDone(3));
+  await stream.done;
+  assert.equal(log.text, "mine");
+});
+
+test("websocket: a refusal in the acknowledgement rejects done with its code and status", async () => {
+  const socket = fakeSocket();
+  const { stream } = socketStream(socket);
+  socket.sent[0].ack({ error: { code: "thread_not_found", message: "No such thread.", status: 404 } });
+  await assert.rejects(stream.done, { code: "thread_not_found", status: 404, message: "No such thread." });
+  assert.equal(socket.listenerCount(), 0);
+});
+
+test("websocket: events of other streams on the same socket are ignored", async () => {
+  const socket = fakeSocket();
+  const { stream, log } = socketStream(socket);
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsDelta(1, "not mine", "s2"));
+  socket.receive("stream_event", wsDelta(1, "mine"));
+  socket.receive("stream_event", wsDone(5, "s2"));
+  socket.receive("stream_event", wsDelta(2, "!"));
+  socket.receive("stream_event", wsDone(3));
+  await stream.done;
+  assert.equal(log.text, "mine!");
+});
+
+test("websocket: after a reconnect it subscribes from the last seq and drops repeats", async () => {
+  const socket = fakeSocket();
+  const { stream, log } = socketStream(socket);
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsEvent(1, "start"));
+  socket.receive("stream_event", wsDelta(2, "Hel"));
+  socket.drop();
+  socket.reconnect();
+  const subscribe = socket.last("subscribe");
+  assert.deepEqual(subscribe.data, { stream_id: "s1", after: 2 });
+  subscribe.ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsDelta(2, "Hel")); // a repeat: handled once
+  socket.receive("stream_event", wsDelta(3, "lo"));
+  socket.receive("stream_event", wsDone(4));
+  await stream.done;
+  assert.equal(log.text, "Hello");
+  assert.equal(socket.sent.filter((s) => s.event === "subscribe").length, 1);
+});
+
+test("websocket: a replay from seq 1 after a reconnect resets the answer", async () => {
+  const socket = fakeSocket();
+  const { stream, log } = socketStream(socket);
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsEvent(1, "start"));
+  socket.receive("stream_event", wsDelta(2, "Hel"));
+  socket.drop();
+  socket.reconnect();
+  socket.last("subscribe").ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsEvent(1, "start"));
+  socket.receive("stream_event", wsDelta(2, "Hello"));
+  socket.receive("stream_event", wsDone(3));
+  await stream.done;
+  assert.equal(log.resets, 1);
+  assert.equal(log.text, "Hello");
+});
+
+test("websocket: a drop before the acknowledgement rejects with stream_lost", async () => {
+  const socket = fakeSocket();
+  const { stream } = socketStream(socket);
+  socket.drop();
+  await assert.rejects(stream.done, { code: "stream_lost" });
+});
+
+test("websocket: a socket closed for good (not to reconnect) rejects with stream_lost", async () => {
+  const socket = fakeSocket();
+  const { stream } = socketStream(socket);
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.active = false;
+  socket.receive("disconnect", "io server disconnect");
+  await assert.rejects(stream.done, { code: "stream_lost" });
+  assert.equal(socket.listenerCount(), 0);
+});
+
+test("websocket: a resume subscribes from lastEventId; 'ended' resolves without done", async () => {
+  const socket = fakeSocket();
+  const stream = openStream({ transport: "websocket", socket, streamId: "s1", lastEventId: 7 });
+  const [subscribe] = socket.sent;
+  assert.equal(subscribe.event, "subscribe");
+  assert.deepEqual(subscribe.data, { stream_id: "s1", after: 7 });
+  subscribe.ack({ stream_id: "s1", ended: true });
+  assert.deepEqual(await stream.done, { status: "ended", no_done_event: true });
+  assert.equal(socket.listenerCount(), 0);
+});
+
+test("websocket: stop() emits cancel, stops listening and resolves done", async () => {
+  const socket = fakeSocket();
+  const { stream, log } = socketStream(socket);
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsDelta(1, "Hi"));
+  const stopping = stream.stop();
+  const cancel = socket.last("cancel");
+  assert.deepEqual(cancel.data, { stream_id: "s1" });
+  cancel.ack({ stream_id: "s1", status: "cancelling" });
+  await stopping;
+  socket.receive("stream_event", wsDelta(2, " more"));
+  assert.deepEqual(await stream.done, { status: "cancelled", stopped_by_client: true });
+  assert.equal(log.text, "Hi");
+  assert.equal(socket.listenerCount(), 0);
+});
+
+test("websocket: stop() before the acknowledgement cancels the stream once its id is known", async () => {
+  const socket = fakeSocket();
+  const { stream } = socketStream(socket);
+  await stream.stop();
+  assert.equal(socket.last("cancel"), undefined);
+  socket.sent[0].ack({ stream_id: "s1" });
+  assert.deepEqual(socket.last("cancel").data, { stream_id: "s1" });
+  assert.deepEqual(await stream.done, { status: "cancelled", stopped_by_client: true });
+});
+
+test("websocket: many answers on one socket leave no listeners behind", async () => {
+  const socket = fakeSocket();
+  for (let i = 1; i <= 20; i++) {
+    const { stream } = socketStream(socket);
+    socket.last("send_message").ack({ stream_id: `s${i}` });
+    socket.receive("stream_event", wsDone(1, `s${i}`));
+    await stream.done;
+  }
+  assert.equal(socket.listenerCount(), 0);
+});
+
+test("websocket: an error thrown by a handler rejects done and stops listening", async () => {
+  const socket = fakeSocket();
+  const stream = openStream({ transport: "websocket", socket, request: sendRequest,
+    handlers: { onDelta: () => { throw new Error("page bug"); } } });
+  socket.sent[0].ack({ stream_id: "s1" });
+  socket.receive("stream_event", wsDelta(1, "x"));
+  await assert.rejects(stream.done, { message: "page bug" });
+  assert.equal(socket.listenerCount(), 0);
+});
+
+test("websocket: a job's progress events, then its final job, resolve done", async () => {
+  const socket = fakeSocket();
+  const seen = [];
+  const stream = openStream({ transport: "websocket", socket, jobId: "job_1",
+    handlers: { onStatus: (data) => seen.push(data.seq) } });
+  const subscribe = socket.last("subscribe");
+  assert.deepEqual(subscribe.data, { job_id: "job_1", after: 0 });
+  subscribe.ack({ job_id: "job_1" });
+  const progress = (seq, fields) => ({ type: "status", seq, stage: "indexing", ...fields, job_id: "job_1", stream_id: "s7" });
+  socket.receive("job_progress", progress(1));
+  socket.receive("job_progress", { ...progress(1), job_id: "job_2" }); // another job's
+  socket.receive("stream_event", wsEvent(2, "status", {}, "s7")); // the job's stream, not as job_progress
+  socket.drop();
+  socket.reconnect();
+  assert.deepEqual(socket.last("subscribe").data, { job_id: "job_1", after: 1 });
+  socket.receive("job_progress", progress(1)); // a repeat
+  socket.receive("job_progress", progress(2));
+  const job = { id: "job_1", status: "succeeded" };
+  socket.receive("job_progress", { type: "job", job_id: "job_1", job });
+  assert.deepEqual(await stream.done, { status: "ended", job });
+  assert.deepEqual(seen, [1, 2]);
+  assert.equal(socket.listenerCount(), 0);
+});
+
+test("websocket: a connection the server refuses rejects done with its code", async () => {
+  const socket = fakeSocket();
+  const { stream } = socketStream(socket);
+  socket.active = false;
+  const error = new Error("unauthorized");
+  error.data = { code: "unauthorized", message: "Sign in first." };
+  socket.receive("connect_error", error);
+  await assert.rejects(stream.done, { code: "unauthorized", message: "Sign in first." });
+});
+
+test("the transport is SSE until the user chooses WebSocket, and the choice is kept", () => {
+  const store = new Map();
+  const storage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
+  assert.equal(transportPreference(storage).get(), "sse");
+  transportPreference(storage).set("websocket");
+  assert.equal(transportPreference(storage).get(), "websocket");
+  transportPreference(storage).set("carrier pigeon");
+  assert.equal(transportPreference(storage).get(), "sse");
+  const blocked = { getItem() { throw new Error("denied"); }, setItem() { throw new Error("denied"); } };
+  assert.equal(transportPreference(blocked).get(), "sse");
+  transportPreference(blocked).set("websocket"); // no throw
 });
