@@ -184,6 +184,7 @@ def test_a_socket_is_refused_without_credentials_or_from_another_site(start_serv
     ("run_operation", {"name": "no-such-op", "input": {}}, 404, "operation_not_found"),
     ("subscribe", {"stream_id": "str_x", "after": -1}, 400, "invalid_event_id"),
     ("subscribe", {"stream_id": "str_x", "after": True}, 400, "invalid_event_id"),
+    ("subscribe", {"stream_id": "str_x", "after": float("nan")}, 400, "invalid_number"),
     ("subscribe", {"stream_id": "str_x", "job_id": "job_x"}, 400, "invalid_field"),
     ("subscribe", {"after": 0}, 400, "invalid_field"),
     ("cancel", {}, 400, "invalid_field"),
@@ -201,6 +202,34 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(live_server, event, d
     assert live_server.api("GET", "/api/v1/threads").json() == threads_before
 
 
+def raw_socket(server, **options) -> websocket.WebSocket:
+    """Socket.IO spoken by hand: a WebSocket connected to the namespace `/`."""
+    raw = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket", timeout=10,
+        **options)
+    assert raw.recv().startswith("0{")  # Engine.IO's open
+    raw.send("40")
+    assert raw.recv().startswith("40{")  # connected to the namespace
+    return raw
+
+
+@pytest.mark.parametrize("packet", [
+    '421["send_message",' + "[" * 5000 + "]" * 5000 + "]",  # past Python's recursion limit
+    "42not json",
+    '421["send_message", {"thread_id": "thr_x", "content": NaN}',
+])
+def test_a_malformed_packet_closes_that_socket_cleanly(live_server, packet):
+    offset = live_server.log_size()
+    with SocketUser(live_server.url).connect() as bystander:
+        raw = raw_socket(live_server)
+        raw.send(packet)
+        assert raw.recv() == "1"  # Engine.IO's close
+        raw.close()
+        # Another socket is not affected.
+        assert "error" in bystander.call("cancel", {"stream_id": "str_none"})
+    live_server.assert_log_clean(since=offset)
+
+
 def test_a_socket_that_stops_reading_is_cut_and_the_answer_goes_on(start_server, fake_openai):
     server = start_server(SLUICE_SEND_TIMEOUT="2")
     piece = "x" * 2000
@@ -209,13 +238,8 @@ def test_a_socket_that_stops_reading_is_cut_and_the_answer_goes_on(start_server,
         + b"data: [DONE]\n\n"  # 24 MB of answer: more than any socket buffer holds
     fake_openai.script("socket-firehose", Reply(body, chunk_size=1 << 20))
     thread_id = server.new_thread()
-    # Socket.IO spoken by hand over a WebSocket whose receive buffer is tiny.
-    raw = websocket.create_connection(
-        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket", timeout=10,
-        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
-    assert raw.recv().startswith("0{")  # Engine.IO open
-    raw.send("40")
-    assert raw.recv().startswith("40{")  # connected to the namespace
+    # A WebSocket whose receive buffer is tiny.
+    raw = raw_socket(server, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
     request = ["send_message", {"thread_id": thread_id, "content": "flood me",
                                 "model": "openai/socket-firehose"}]
     raw.send("421" + json.dumps(request))

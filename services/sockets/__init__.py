@@ -16,9 +16,11 @@ streaming core (the README's WebSocket section lists its events).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+import socketio as python_socketio
 from flask import Flask, current_app, request
 from flask_socketio import SocketIO
 
@@ -29,6 +31,8 @@ from .followers import Followers
 from .requests import REQUESTS, Reply
 
 __all__ = ["REQUESTS", "Reply", "Sockets", "connect", "init_app", "sockets"]
+
+logger = logging.getLogger(__name__)
 
 EXTENSION = "sluice.sockets"
 _IDENTITY = "sluice.identity"  # where a socket's user is kept: its handshake's environ
@@ -50,8 +54,31 @@ def init_app(app: Flask) -> None:
         cors_allowed_origins="*",
         max_http_buffer_size=app.config["MAX_CONTENT_LENGTH"],
         logger=False, engineio_logger=False)
+    _close_on_malformed_packets(socketio.server)
     followers = Followers(app, socketio.server, app.config["SLUICE_SEND_TIMEOUT"])
     app.extensions[EXTENSION] = Sockets(socketio, followers)
+
+
+def _close_on_malformed_packets(server: python_socketio.Server) -> None:
+    """A packet python-socketio cannot decode (not JSON, nested past Python's recursion
+    limit, of no known type) raises inside Engine.IO's message handler, which would
+    log a traceback for each one and leave its sender waiting for an answer. It is a
+    protocol error: one line in the log, and the socket is closed, as Socket.IO's own
+    clients close a connection that sends what they cannot parse."""
+    handle = server.eio.handlers["message"]
+
+    def guarded(eio_sid: str, data: Any) -> Any:
+        try:
+            return handle(eio_sid, data)
+        except (ValueError, RecursionError) as exc:
+            logger.info("socket %s sent a malformed packet (%s); closing it", eio_sid,
+                        type(exc).__name__)
+            connection = server.eio.sockets.get(eio_sid)
+            if connection is not None:
+                connection.close(wait=False)
+            return None
+
+    server.eio.on("message", guarded)
 
 
 def sockets(app: Flask | None = None) -> Sockets:
