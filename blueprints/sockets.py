@@ -11,6 +11,7 @@ from flask_socketio import Namespace
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from services.errors import ApiError
+from services.metrics import recorder
 from services.ratelimit import count_request
 from services.sockets import REQUESTS, Reply, connect, error_payload, socket_user, sockets
 from services.storage import request_session
@@ -29,9 +30,11 @@ class SocketEvents(Namespace):
             connect(auth)
         except ApiError as exc:
             raise Refused(exc.message, error_payload(exc)) from None
+        recorder().socket_opened()
 
     def on_disconnect(self, reason: Any = None) -> None:
         sockets().followers.stop_all(request.sid)
+        recorder().socket_closed()
 
     def on_send_message(self, data: Any = None, *_: Any) -> Reply | dict[str, Any]:
         return _serve("send_message", data)
@@ -48,7 +51,9 @@ class SocketEvents(Namespace):
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Acknowledge first, then follow: python-socketio sends the acknowledgement as
         soon as this returns, before the follower (a greenlet) first runs."""
-        if event not in _RESERVED and not hasattr(self, f"on_{event}"):
+        if event in _RESERVED:
+            return super().trigger_event(event, *args)
+        if event not in REQUESTS:
             return {"error": {"code": "unknown_event", "status": 404,
                               "message": f"There is no event {str(event)[:100]!r}; send one of "
                                          + ", ".join(REQUESTS) + "."}}
@@ -61,6 +66,13 @@ class SocketEvents(Namespace):
 
 
 def _serve(name: str, data: Any) -> Reply | dict[str, Any]:
+    answer = _answer(name, data)
+    recorder().socket_answered(name, 200 if isinstance(answer, Reply)
+                               else answer["error"]["status"])
+    return answer
+
+
+def _answer(name: str, data: Any) -> Reply | dict[str, Any]:
     user = socket_user()
     try:
         count_request(user)

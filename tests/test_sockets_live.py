@@ -14,6 +14,7 @@ import websocket
 
 from .accounts import create_account
 from .fake_upstream import Reply
+from .prometheus_text import read_metrics
 from .services import NginxServer
 from .socket_client import SocketUser, seqs, text_of
 from .sse_client import read_stream
@@ -200,6 +201,23 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(live_server, event, d
         # The socket is still usable after a refusal.
         assert "error" in user.call("cancel", {"stream_id": "str_none"})
     assert live_server.api("GET", "/api/v1/threads").json() == threads_before
+
+
+def test_open_sockets_and_their_requests_are_counted(live_server):
+    def scrape():
+        return read_metrics(live_server.api("GET", "/metrics").text)
+
+    before = scrape()
+    users = [SocketUser(live_server.url).connect() for _ in range(2)]
+    assert users[0].call("cancel", {"stream_id": "str_none"})["error"]["status"] == 404
+    during = scrape()
+    for user in users:
+        user.client.disconnect()
+    assert during.value("sluice_open_sockets") == before.value("sluice_open_sockets") + 2
+    assert during.value("sluice_socket_requests_total", event="cancel", status="404") == \
+        before.value("sluice_socket_requests_total", event="cancel", status="404") + 1
+    wait_for(lambda: scrape().value("sluice_open_sockets") == before.value("sluice_open_sockets"),
+             what="the closed sockets to be counted out")
 
 
 def raw_socket(server, **options) -> websocket.WebSocket:

@@ -121,6 +121,12 @@ class Metrics:
         self.provider_errors = Counter(
             "sluice_provider_errors", "Failed calls to a model, each attempt of a retry "
             "included, by error code.", (*answer, "code"), registry=registry)
+        self.open_sockets = Gauge(
+            "sluice_open_sockets", "Socket.IO connections open now.", registry=registry,
+            multiprocess_mode="livesum")
+        self.socket_requests = Counter(
+            "sluice_socket_requests", "Socket.IO requests answered, by event and status (the "
+            "HTTP status the same request would get).", ("event", "status"), registry=registry)
         self.rate_limited = Counter(
             "sluice_rate_limited", "Requests refused by a rate limit, by limit.", ("limit",),
             registry=registry)
@@ -164,6 +170,20 @@ class Metrics:
     @_never_raises
     def cancel_requested(self) -> None:
         self.cancels.inc()
+
+    # --- Socket.IO ----------------------------------------------------------------------
+
+    @_never_raises
+    def socket_opened(self) -> None:
+        self.open_sockets.inc()
+
+    @_never_raises
+    def socket_closed(self) -> None:
+        self.open_sockets.dec()
+
+    @_never_raises
+    def socket_answered(self, event: str, status: int) -> None:
+        self.socket_requests.labels(event, str(status)).inc()
 
     # --- HTTP ---------------------------------------------------------------------------
 
