@@ -5,7 +5,10 @@ reading, and nginx in front with the shipped config."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -18,7 +21,7 @@ from .prometheus_text import read_metrics
 from .services import NginxServer
 from .socket_client import SocketUser, seqs, text_of
 from .sse_client import read_stream
-from .test_durability_live import two_instances, wait_for  # noqa: F401 - a fixture
+from .test_durability_live import two_instances, wait_for, worker_pid  # noqa: F401 - a fixture
 from .webhook_receiver import receiver as _receiver
 
 shared_backend = pytest.mark.parametrize("backend", ["postgres+redis"], indirect=True)
@@ -218,6 +221,26 @@ def test_open_sockets_and_their_requests_are_counted(live_server):
         before.value("sluice_socket_requests_total", event="cancel", status="404") + 1
     wait_for(lambda: scrape().value("sluice_open_sockets") == before.value("sluice_open_sockets"),
              what="the closed sockets to be counted out")
+
+
+def test_a_stopping_worker_ends_its_answers_then_closes_its_sockets(start_server):
+    """A page keeps its socket open between answers: on SIGTERM the worker must not wait
+    for it until gunicorn's deadline (here 60 s), only for the answers it is producing."""
+    server = start_server(SLUICE_GRACEFUL_TIMEOUT="60")
+    thread_id = server.new_thread()
+    closed = {}
+    users = [SocketUser(server.url).connect() for _ in range(2)]  # one streams, one idles
+    for name, user in zip(("streaming", "idle"), users):
+        closed[name] = threading.Event()
+        user.client.on("disconnect", lambda *_, done=closed[name]: done.set())
+    ack = users[0].call("send_message", {"thread_id": thread_id, "content": "finish me"})
+    users[0].wait(lambda: len(users[0].streams[ack["stream_id"]]) >= 3)
+    os.kill(worker_pid(server), signal.SIGTERM)
+    assert closed["streaming"].wait(30) and closed["idle"].wait(5)
+    events = users[0].streams[ack["stream_id"]]
+    assert_whole(events, ack["stream_id"])  # the answer ended first, whole
+    assert events[-1]["status"] == "complete"
+    assert server.messages(thread_id)[-1]["content"] == text_of(events)
 
 
 def raw_socket(server, **options) -> websocket.WebSocket:

@@ -26,6 +26,7 @@ from flask_socketio import SocketIO
 
 from ..auth import Identity, socket_identity
 from ..errors import ApiError
+from ..streaming import streaming
 from ..web.guards import check_socket_handshake
 from .followers import Followers
 from .requests import REQUESTS, Reply
@@ -35,6 +36,7 @@ __all__ = ["REQUESTS", "Reply", "Sockets", "connect", "init_app", "sockets"]
 logger = logging.getLogger(__name__)
 
 EXTENSION = "sluice.sockets"
+SETTLE_SECONDS = 2.0  # on shutdown, how long followers may take to send the last events
 _IDENTITY = "sluice.identity"  # where a socket's user is kept: its handshake's environ
 
 
@@ -42,6 +44,15 @@ _IDENTITY = "sluice.identity"  # where a socket's user is kept: its handshake's 
 class Sockets:
     socketio: SocketIO
     followers: Followers
+
+    def close_all(self) -> None:
+        """SIGTERM, once this process's answers have ended: let the followers send what
+        is left, then close every socket, so that its client reconnects to a worker that
+        stays (and resumes from its last seq) instead of holding this one until
+        gunicorn's deadline."""
+        self.followers.wait_idle(SETTLE_SECONDS)
+        for connection in list(self.socketio.server.eio.sockets.values()):
+            connection.close(wait=False)
 
 
 def init_app(app: Flask) -> None:
@@ -56,7 +67,8 @@ def init_app(app: Flask) -> None:
         logger=False, engineio_logger=False)
     _close_on_malformed_packets(socketio.server)
     followers = Followers(app, socketio.server, app.config["SLUICE_SEND_TIMEOUT"])
-    app.extensions[EXTENSION] = Sockets(socketio, followers)
+    app.extensions[EXTENSION] = parts = Sockets(socketio, followers)
+    streaming(app).on_drained.append(parts.close_all)
 
 
 def _close_on_malformed_packets(server: python_socketio.Server) -> None:

@@ -65,6 +65,12 @@ class Followers:
             earlier.kill(block=False)
         running[key] = gevent.spawn(self._follow, sid, key, event, label, frames, final)
 
+    def wait_idle(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for every follower to have sent all it follows."""
+        deadline = time.monotonic() + timeout
+        while any(self._running.values()) and time.monotonic() < deadline:
+            time.sleep(PACE_SECONDS)
+
     def stop_all(self, sid: str) -> None:
         """The socket is gone: stop following for it."""
         for follower in self._running.pop(sid, {}).values():

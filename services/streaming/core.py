@@ -45,6 +45,8 @@ class Streaming:
     tools: Any = None  # the tools Sluice runs itself (a services.tools.Toolbox)
     context: Any = None  # token calibration and summary settings (services.context)
     memory_extraction: bool = False  # SLUICE_MEMORY_EXTRACTION: facts mined from answers
+    # On SIGTERM, what to close once this process's answers have ended (its sockets).
+    on_drained: list[Callable[[], None]] = field(default_factory=list)
 
     def ensure_accepting(self) -> None:
         """A 503 unless a new answer may start now: not while this server shuts down, nor
