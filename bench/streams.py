@@ -107,6 +107,7 @@ def report_memory(what: str, count: int, per: str, growth: tuple[int, int, float
 
 
 def sse_memory(server: LiveServer, count: int) -> None:
+    """Worker RSS per open SSE response, each following one answer."""
     open_streams(server, 5)  # warm up imports, pools and caches
     held: list[tuple[requests.Response, str]] = []
     growth = rss_growth(server, lambda: held.extend(open_streams(server, count)))
@@ -117,6 +118,8 @@ def sse_memory(server: LiveServer, count: int) -> None:
 
 
 def socket_memory(server: LiveServer, count: int) -> None:
+    """Worker RSS per open socket, each following one answer: the connection's cost
+    and the answer's together."""
     warm = sockets.open_sockets(server, 5)
     held: list = []
     growth = rss_growth(server, lambda: held.extend(sockets.open_sockets(server, count)))
@@ -125,6 +128,7 @@ def socket_memory(server: LiveServer, count: int) -> None:
 
 
 def one_socket_memory(server: LiveServer, count: int) -> None:
+    """Worker RSS per answer followed on one shared socket: the answer's cost alone."""
     warm = sockets.open_one_socket(server, 5)
     held: list = []
     growth = rss_growth(server, lambda: held.extend(sockets.open_one_socket(server, count)))
