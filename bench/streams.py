@@ -1,29 +1,36 @@
 """Benchmark: what one gunicorn + gevent worker costs per open stream, and how much
-latency Sluice adds between a provider's token and the client.
+latency Sluice adds between a provider's token and the client, over SSE and over
+Socket.IO (WebSocket).
 
-    .venv/bin/python -m bench.streams --streams 300
+    .venv/bin/python -m bench.streams --streams 300 --socket-streams 100
 
 (`make bench` runs the fuller comparison in bench/compare.py, which measures
-memory per open stream too; this older script stays for its per-token latency.)
+memory per open SSE stream too; this script stays for its per-token latency and
+for putting the two transports side by side.)
 
 Everything runs on 127.0.0.1: a Sluice on real gunicorn (one gevent worker,
 SQLite), and a local OpenAI-style upstream that stamps each token with the time
-it was written. Prints numbers; asserts nothing.
+it was written. Each memory figure is taken on a fresh server, so that memory
+freed by the previous one cannot absorb its growth. Prints numbers; asserts nothing.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import requests
 
+from bench import sockets
 from tests.fake_upstream import QuietHTTPServer
 from tests.live_server import LiveServer
 from services.sse import iter_sse
@@ -82,21 +89,51 @@ def open_streams(server: LiveServer, count: int) -> list[tuple[requests.Response
         return list(pool.map(one, range(count)))
 
 
-def memory_per_stream(server: LiveServer, count: int) -> None:
-    open_streams(server, 5)  # warm up imports, pools and caches
+def rss_growth(server: LiveServer, open_held: Callable[[], object]) -> tuple[int, int, float]:
+    """The worker's RSS (KiB) before and after `open_held()`, and the seconds it took."""
     time.sleep(1)
     before = worker_rss_kib(server)
     started = time.monotonic()
-    held = open_streams(server, count)
+    open_held()
     opened_in = time.monotonic() - started
     time.sleep(1)
-    after = worker_rss_kib(server)
-    print(f"open streams            {count} (opened in {opened_in:.1f}s)")
-    print(f"worker RSS              {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB")
-    print(f"memory per open stream  {(after - before) / count:.1f} KiB")
+    return before, worker_rss_kib(server), opened_in
+
+
+def report_memory(what: str, count: int, per: str, growth: tuple[int, int, float]) -> None:
+    before, after, opened_in = growth
+    print(f"{what:<44} {(after - before) / count:6.1f} KiB per {per}   "
+          f"(RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, opened in {opened_in:.1f} s)")
+
+
+def sse_memory(server: LiveServer, count: int) -> None:
+    """Worker RSS per open SSE response, each following one answer."""
+    open_streams(server, 5)  # warm up imports, pools and caches
+    held: list[tuple[requests.Response, str]] = []
+    growth = rss_growth(server, lambda: held.extend(open_streams(server, count)))
+    report_memory(f"SSE: {count} responses, one answer each", count, "stream", growth)
     for response, stream_id in held:
         server.api("POST", f"/api/v1/streams/{stream_id}/cancel")
         response.close()
+
+
+def socket_memory(server: LiveServer, count: int) -> None:
+    """Worker RSS per open socket, each following one answer: the connection's cost
+    and the answer's together."""
+    warm = sockets.open_sockets(server, 5)
+    held: list = []
+    growth = rss_growth(server, lambda: held.extend(sockets.open_sockets(server, count)))
+    report_memory(f"Socket.IO: {count} sockets, one answer each", count, "socket", growth)
+    sockets.close_sockets(server, warm + held)
+
+
+def one_socket_memory(server: LiveServer, count: int) -> None:
+    """Worker RSS per answer followed on one shared socket: the answer's cost alone."""
+    warm = sockets.open_one_socket(server, 5)
+    held: list = []
+    growth = rss_growth(server, lambda: held.extend(sockets.open_one_socket(server, count)))
+    report_memory(f"Socket.IO: 1 socket following {count} answers", count, "stream", growth)
+    sockets.close_sockets(server, warm + held)
 
 
 def token_latencies(url: str, body: dict, concurrent: int) -> list[float]:
@@ -129,47 +166,79 @@ def describe(delays: list[float]) -> str:
 def added_latency(server: LiveServer, upstream_url: str, concurrent: int) -> None:
     direct = token_latencies(upstream_url + "/v1/chat/completions",
                              {"model": "stamp", "stream": True}, concurrent)
+
     # A thread holds one answer at a time, so each concurrent stream gets its own.
-    threads = [server.new_thread(model="openai/stamp") for _ in range(concurrent)]
+    def new_threads() -> list[str]:
+        return [server.new_thread(model="openai/stamp") for _ in range(concurrent)]
 
     def one(thread: str) -> list[float]:
         return token_latencies(f"{server.url}/api/v1/threads/{thread}/messages/stream",
                                {"content": "stamp"}, 1)
 
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
-        via = [d for delays in pool.map(one, threads) for d in delays]
-    print(f"{concurrent} concurrent streams of {StampingUpstream.tokens} tokens, "
-          f"{StampingUpstream.gap * 1000:.0f} ms apart")
-    print(f"upstream -> client direct      {describe(direct)}")
-    print(f"upstream -> Sluice -> client   {describe(via)}")
-    print(f"added by Sluice (p50)          "
-          f"{statistics.median(via) - statistics.median(direct):.2f} ms")
+        via_sse = [d for delays in pool.map(one, new_threads()) for d in delays]
+    via_socket = sockets.token_latencies(server, new_threads())
+    print(f"{concurrent} concurrent answers of {StampingUpstream.tokens} tokens, "
+          f"{StampingUpstream.gap * 1000:.0f} ms apart; a client (thread) per answer")
+    print(f"upstream -> client direct             {describe(direct)}")
+    print(f"upstream -> Sluice -> SSE client      {describe(via_sse)}")
+    print(f"upstream -> Sluice -> socket client   {describe(via_socket)}")
+    for name, delays in (("SSE", via_sse), ("socket", via_socket)):
+        print(f"added by Sluice over {name + ' (p50)':<16} "
+              f"{statistics.median(delays) - statistics.median(direct):.2f} ms")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", type=int, default=300, help="open streams for memory")
-    parser.add_argument("--latency-streams", type=int, default=20)
-    args = parser.parse_args()
-
-    upstream = QuietHTTPServer(("127.0.0.1", 0), StampingUpstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    upstream_url = f"http://127.0.0.1:{upstream.server_address[1]}"
+@contextmanager
+def serving(upstream_url: str, connections: int) -> Iterator[LiveServer]:
+    """A fresh Sluice (one worker, its own SQLite) whose demo answers stay open for
+    minutes; tracebacks in its log are printed when it stops."""
     with tempfile.TemporaryDirectory() as workdir:
         server = LiveServer(Path(workdir), {
             "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
             "OPENAI_BASE_URL": upstream_url + "/v1",
             "SLUICE_DEMO_TOKENS_PER_SECOND": "2",  # streams stay open while measured
-            "SLUICE_WORKER_CONNECTIONS": str(args.streams + 100),
+            "SLUICE_WORKER_CONNECTIONS": str(connections),
         }).start()
         try:
-            print("== memory ==")
-            memory_per_stream(server, args.streams)
-            print("== latency ==")
-            added_latency(server, upstream_url, args.latency_streams)
+            yield server
         finally:
             server.stop()
-            upstream.shutdown()
+            log = server.log_path.read_text(errors="replace")
+            if "Traceback" in log:
+                print(f"   !! {log.count('Traceback')} traceback(s) in the server's log; "
+                      f"the first:\n{log[log.index('Traceback'):][:3000]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=300,
+                        help="open SSE streams for memory")
+    parser.add_argument("--socket-streams", type=int, default=100,
+                        help="open sockets for memory, each following one answer")
+    parser.add_argument("--streams-per-socket", type=int, default=32,
+                        help="answers followed by one socket for memory (the server's cap: 32)")
+    parser.add_argument("--latency-streams", type=int, default=20,
+                        help="concurrent answers for latency, over each transport")
+    args = parser.parse_args()
+
+    upstream = QuietHTTPServer(("127.0.0.1", 0), StampingUpstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    upstream_url = f"http://127.0.0.1:{upstream.server_address[1]}"
+    connections = max(args.streams, args.socket_streams, args.latency_streams) + 100
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the run")
+    try:
+        print("== worker RSS per open stream (demo answers at 2 tokens/s; "
+              "a fresh one-worker server for each line) ==")
+        for measure, count in ((sse_memory, args.streams),
+                               (socket_memory, args.socket_streams),
+                               (one_socket_memory, args.streams_per_socket)):
+            with serving(upstream_url, connections) as server:
+                measure(server, count)
+        print("== added latency per token ==")
+        with serving(upstream_url, connections) as server:
+            added_latency(server, upstream_url, args.latency_streams)
+    finally:
+        upstream.shutdown()
 
 
 if __name__ == "__main__":
