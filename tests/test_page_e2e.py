@@ -62,10 +62,16 @@ def test_the_answer_appears_token_by_token(page, page_server):
 
 
 def test_stop_keeps_the_partial_answer_shown_and_stored_as_cancelled(page, page_server):
-    ask(page, "Stop me half-way")
+    assert_stopped_mid_answer(page, page_server, "Stop me half-way")
+
+
+def assert_stopped_mid_answer(page, page_server, question: str) -> None:
+    """Stop pressed mid-answer: the page keeps the partial answer, the same as stored,
+    marked cancelled."""
+    ask(page, question)
     body = answer(page).locator(".body")
     expect(body).to_contain_text("demo model")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
     wait_until_done(page)
     thread_id = thread_id_of(page)
     stored = stored_answer(page_server, thread_id)

@@ -50,12 +50,16 @@ def body_of(data: Any) -> dict[str, Any]:
     return data
 
 
-def _id(body: dict[str, Any], field: str, missing: str) -> str:
+def _id(body: dict[str, Any], field: str, kind: str, missing: str = "") -> str:
+    """The id in `field`: a 400 if it is missing or not a string; one that no `kind` could
+    have is not found, as its URL would not be."""
     value = body.get(field)
     if value is None:
-        raise ApiError(400, "invalid_field", f"{field!r} is required: {missing}.", param=field)
+        raise ApiError(400, "invalid_field", f"{field!r} is required{missing}.", param=field)
     if not isinstance(value, str):
         raise ApiError(400, "invalid_field", f"{field!r} must be a string.", param=field)
+    if not _ID.fullmatch(value):
+        raise _not_found(kind, value)
     return value
 
 
@@ -97,44 +101,44 @@ def _follow_job(session: Session, core: Streaming, followers: Followers, sid: st
                  lambda: followers.start(sid, f"job:{job_id}", JOB_PROGRESS, label, frames, final))
 
 
-def send_message(session: Session, core: Streaming, followers: Followers, sid: str,
-                 user: Identity, data: Any) -> Reply:
-    """`send_message`: `POST /api/v1/threads/<thread_id>/messages` in one event; with
-    `callback_url` a webhook job (followed as `job_progress`), else a streamed answer."""
-    body = body_of(data)
-    thread_id = _id(body, "thread_id", "the thread to send the message to")
-    if not _ID.fullmatch(thread_id):
-        raise _not_found("thread", thread_id)
-    body = _without(body, "thread_id")
+def _job_or_stream(session: Session, core: Streaming, followers: Followers, sid: str,
+                   user: Identity, body: dict[str, Any], submit_job: Callable[[], Any],
+                   start: Callable[[], Any]) -> Reply:
+    """With `callback_url`, a webhook job (followed as `job_progress`); else a streamed
+    answer, followed from its first event."""
     followers.check_room(sid)
     if body.get("callback_url") is not None:
-        job, _ = submit.submit_message(session, jobs().runner, user, thread_id, body, None,
-                                       f"/api/v1/threads/{thread_id}/messages")
+        job, _ = submit_job()
         return _follow_job(session, core, followers, sid, user, job, 0)
-    run = chat.start_reply(session, registry(), core, user, thread_id, body)
-    stream_id = run.spec.stream_id
+    stream_id = start().spec.stream_id
     return _follow_stream(followers, sid, stream_id,
                           follow(core.log, stream_id, 0, core.ping_seconds))
+
+
+def send_message(session: Session, core: Streaming, followers: Followers, sid: str,
+                 user: Identity, data: Any) -> Reply:
+    """`send_message`: `POST /api/v1/threads/<thread_id>/messages` in one event."""
+    body = body_of(data)
+    thread_id = _id(body, "thread_id", "thread", ": the thread to send the message to")
+    body = _without(body, "thread_id")
+    return _job_or_stream(
+        session, core, followers, sid, user, body,
+        lambda: submit.submit_message(session, jobs().runner, user, thread_id, body, None,
+                                      f"/api/v1/threads/{thread_id}/messages"),
+        lambda: chat.start_reply(session, registry(), core, user, thread_id, body))
 
 
 def run_operation(session: Session, core: Streaming, followers: Followers, sid: str,
                   user: Identity, data: Any) -> Reply:
-    """`run_operation`: `POST /api/v1/operations/<name>` in one event; with `callback_url`
-    a webhook job, else a streamed run."""
+    """`run_operation`: `POST /api/v1/operations/<name>` in one event."""
     body = body_of(data)
-    name = _id(body, "name", "the operation to run (GET /api/v1/operations lists them)")
-    if not _ID.fullmatch(name):
-        raise _not_found("operation", name)
+    name = _id(body, "name", "operation", ": the operation to run (GET /api/v1/operations)")
     body = _without(body, "name")
-    followers.check_room(sid)
-    if body.get("callback_url") is not None:
-        job, _ = submit.submit_operation(session, jobs().runner, user, name, body, None,
-                                         f"/api/v1/operations/{name}")
-        return _follow_job(session, core, followers, sid, user, job, 0)
-    run = runs.start(session, operations(), registry(), core, user, name, body)
-    stream_id = run.spec.stream_id
-    return _follow_stream(followers, sid, stream_id,
-                          follow(core.log, stream_id, 0, core.ping_seconds))
+    return _job_or_stream(
+        session, core, followers, sid, user, body,
+        lambda: submit.submit_operation(session, jobs().runner, user, name, body, None,
+                                        f"/api/v1/operations/{name}"),
+        lambda: runs.start(session, operations(), registry(), core, user, name, body))
 
 
 def subscribe(session: Session, core: Streaming, followers: Followers, sid: str,
@@ -146,15 +150,11 @@ def subscribe(session: Session, core: Streaming, followers: Followers, sid: str,
     if (body.get("stream_id") is None) == (body.get("job_id") is None):
         raise ApiError(400, "invalid_field", "Send either 'stream_id' or 'job_id'.")
     if body.get("job_id") is not None:
-        job_id = _id(body, "job_id", "")
-        if not _ID.fullmatch(job_id):
-            raise _not_found("job", job_id)
+        job_id = _id(body, "job_id", "job")
         followers.check_room(sid, f"job:{job_id}")
         return _follow_job(session, core, followers, sid, user,
                            get_job(session, user, job_id), after)
-    stream_id = _id(body, "stream_id", "")
-    if not _ID.fullmatch(stream_id):
-        raise _not_found("stream", stream_id)
+    stream_id = _id(body, "stream_id", "stream")
     followers.check_room(sid, stream_id)
     frames = stream_frames(session, user.id, stream_id, after)
     if frames is None:  # over, and the client has all of it (HTTP's 204)
@@ -165,9 +165,7 @@ def subscribe(session: Session, core: Streaming, followers: Followers, sid: str,
 def cancel(session: Session, core: Streaming, followers: Followers, sid: str,
            user: Identity, data: Any) -> Reply:
     """`cancel`: `POST /api/v1/streams/<stream_id>/cancel`."""
-    stream_id = _id(body_of(data), "stream_id", "the stream to stop")
-    if not _ID.fullmatch(stream_id):
-        raise _not_found("stream", stream_id)
+    stream_id = _id(body_of(data), "stream_id", "stream", ": the stream to stop")
     return Reply(cancel_stream(session, user.id, stream_id))
 
 
