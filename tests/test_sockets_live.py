@@ -178,6 +178,15 @@ def test_a_socket_is_refused_without_credentials_or_from_another_site(start_serv
             "stream_not_found"
 
 
+@pytest.mark.parametrize("query", ["?EIO=4&transport=polling", "", "?EIO=4&transport=websocket"])
+def test_anything_but_a_websocket_handshake_is_told_to_use_one(live_server, query):
+    """Socket.IO clients start with long-polling unless told otherwise; what they get
+    says how to connect (the last: the right query, but a plain GET, not an upgrade)."""
+    response = requests.get(f"{live_server.url}/socket.io/{query}", timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "websocket_required"
+
+
 @pytest.mark.parametrize(("event", "data", "status", "code"), [
     ("send_message", ["not", "an", "object"], 400, "invalid_json"),
     ("send_message", {"content": "no thread"}, 400, "invalid_field"),

@@ -16,13 +16,16 @@ streaming core (the README's WebSocket section lists its events).
 """
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import socketio as python_socketio
 from flask import Flask, current_app, request
 from flask_socketio import SocketIO
+from werkzeug.wrappers import Response
 
 from ..auth import Identity, socket_identity
 from ..errors import ApiError
@@ -65,10 +68,30 @@ def init_app(app: Flask) -> None:
         cors_allowed_origins="*",
         max_http_buffer_size=app.config["MAX_CONTENT_LENGTH"],
         logger=False, engineio_logger=False)
+    app.wsgi_app = _websocket_only(app.wsgi_app)  # type: ignore[method-assign]
     _close_on_malformed_packets(socketio.server)
     followers = Followers(app, socketio.server, app.config["SLUICE_SEND_TIMEOUT"])
     app.extensions[EXTENSION] = parts = Sockets(socketio, followers)
     streaming(app).on_drained.append(parts.close_all)
+
+
+def _websocket_only(inner: Callable[..., Any]) -> Callable[..., Any]:
+    """`/socket.io/` answers WebSocket handshakes only. Anything else there (a Socket.IO
+    client left on its default long-polling first, a browser opening the URL) gets a
+    JSON error that says what to change, rather than Engine.IO's bare 400."""
+    refusal = Response(json.dumps({"error": {
+        "code": "websocket_required",
+        "message": "Sluice's Socket.IO endpoint speaks WebSocket only: connect with "
+                   "transports: ['websocket']."}}), status=400, mimetype="application/json")
+
+    def gate(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if (path == "/socket.io" or path.startswith("/socket.io/")) and not (
+                environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+                and "transport=websocket" in environ.get("QUERY_STRING", "")):
+            return refusal(environ, start_response)
+        return inner(environ, start_response)
+    return gate
 
 
 def _close_on_malformed_packets(server: python_socketio.Server) -> None:
