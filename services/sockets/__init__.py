@@ -13,6 +13,8 @@ streaming core (the README's WebSocket section lists its events).
   reaches the producer wherever it runs through the streaming core's bus. Every emit
   is made by the worker that holds the socket, so Socket.IO's Redis manager (for
   emits across processes) is not needed.
+- **What a socket costs the run: nothing.** A socket that stops reading is cut
+  (followers.py); a worker that stops closes its sockets once its answers have ended.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ from ..web.guards import check_socket_handshake
 from .followers import Followers
 from .requests import REQUESTS, Reply
 
-__all__ = ["REQUESTS", "Reply", "Sockets", "connect", "init_app", "sockets"]
+__all__ = ["REQUESTS", "Reply", "Sockets", "connect", "error_payload", "init_app",
+           "socket_user", "sockets"]
 
 logger = logging.getLogger(__name__)
 
