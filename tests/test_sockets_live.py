@@ -178,6 +178,16 @@ def test_a_socket_is_refused_without_credentials_or_from_another_site(start_serv
             "stream_not_found"
 
 
+def test_socket_requests_count_against_the_same_rate_limit_as_http(start_server):
+    server = start_server(SLUICE_USER_RPM="4")
+    assert server.api("GET", "/api/v1/threads").status_code == 200  # one by HTTP
+    with SocketUser(server.url).connect() as user:
+        answers = [user.call("cancel", {"stream_id": "str_none"}) for _ in range(4)]
+    assert [a["error"]["status"] for a in answers] == [404, 404, 404, 429]
+    assert answers[-1]["error"]["code"] == "rate_limited"
+    assert server.api("GET", "/api/v1/threads").status_code == 429  # and HTTP sees them
+
+
 @pytest.mark.parametrize("query", ["?EIO=4&transport=polling", "", "?EIO=4&transport=websocket"])
 def test_anything_but_a_websocket_handshake_is_told_to_use_one(live_server, query):
     """Socket.IO clients start with long-polling unless told otherwise; what they get
