@@ -178,6 +178,19 @@ def test_a_socket_is_refused_without_credentials_or_from_another_site(start_serv
             "stream_not_found"
 
 
+def test_a_socket_follows_at_most_32_streams_at_once(start_server):
+    server = start_server(SLUICE_DEMO_TOKENS_PER_SECOND="5")  # all still streaming at the end
+    threads = [server.new_thread() for _ in range(33)]
+    with SocketUser(server.url).connect() as user:
+        acks = [user.call("send_message", {"thread_id": t, "content": "one of many"})
+                for t in threads]
+        for ack in acks[:32]:
+            user.call("cancel", ack)
+            assert user.stream(ack["stream_id"])[-1]["status"] == "cancelled"
+    assert acks[32]["error"]["code"] == "too_many_subscriptions"
+    assert server.messages(threads[32]) == []  # refused before anything was stored
+
+
 def test_socket_requests_count_against_the_same_rate_limit_as_http(start_server):
     server = start_server(SLUICE_USER_RPM="4")
     assert server.api("GET", "/api/v1/threads").status_code == 200  # one by HTTP
