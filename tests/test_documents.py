@@ -262,6 +262,17 @@ def test_size_and_type_limits(make_app):
     assert no_file.status_code == 400 and no_file.get_json()["error"]["code"] == "missing_file"
 
 
+def test_a_document_job_cancelled_while_queued_has_no_webhook_to_send(make_app):
+    app = make_app(SLUICE_DOCUMENT_INLINE_BYTES=500)  # no worker: the job stays queued
+    client = app.test_client()
+    body = upload(client, "handbook.md", (FIXTURES / "handbook.md").read_bytes()).get_json()
+    job_id = body["job"]["id"]
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
+    job = client.get(f"/api/v1/jobs/{job_id}").get_json()["job"]
+    assert job["status"] == "cancelled"
+    assert job["webhook"]["status"] == "none" and job["webhook"]["deliveries"] == []
+
+
 def test_a_large_document_is_indexed_by_a_job(make_app):
     app = make_app(SLUICE_DOCUMENT_INLINE_BYTES=500)
     jobs(app).start(workers=1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 from sqlalchemy.orm import Session
 
 from .. import chat
@@ -159,7 +159,7 @@ class JobRunner:
             status, result, error = "failed", None, INDEXING_FAILED
         finally:
             on_end()
-        self.end(job.id, status, result, error, webhook=False)
+        self.end(job.id, status, result, error)
 
     def _operation_run(self, session: Session, job: Job, stream_id: str) -> OperationRun:
         """The run this attempt fills: the queued one, or (after a lost worker) a fresh
@@ -217,20 +217,22 @@ class JobRunner:
         return status if self.end(job_id, status, result, error) else None
 
     def end(self, job_id: str, status: str, result: Any, error: Any,
-            from_status: tuple[str, ...] = ("running",), webhook: bool = True) -> bool:
-        """Record a job's end and make its webhook due now (unless it has none: a
-        `document` job); False if it had ended already."""
+            from_status: tuple[str, ...] = ("running",)) -> bool:
+        """Record a job's end and make its webhook due now (a job without a callback URL,
+        such as a `document` job, has none); False if it had ended already."""
         now = utcnow()
+        has_webhook = Job.callback_url != ""
         with self.db.transaction() as session:
             ended = session.execute(
                 update(Job).where(Job.id == job_id, Job.status.in_(from_status))
                 .values(status=status, result=result, error=error, finished_at=now,
                         lease_expires_at=None, updated_at=now,
-                        webhook_status="pending" if webhook else "none",
-                        next_delivery_at=now if webhook else None)).rowcount == 1
-        if ended and webhook:
+                        webhook_status=case((has_webhook, "pending"), else_="none"),
+                        next_delivery_at=case((has_webhook, now), else_=None))
+                .returning(Job.callback_url)).first()
+        if ended is not None and ended.callback_url:
             self.enqueue_delivery(job_id, 0)
-        return ended
+        return ended is not None
 
     def requeue(self, job_id: str, delay: float = 0.0, attempted: bool = True) -> None:
         """Back to the queue: its worker is going away, or (not `attempted`: no run was
