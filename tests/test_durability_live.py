@@ -288,14 +288,23 @@ def test_through_nginx_a_sixty_second_silence_is_survived_thanks_to_pings(
 
 # --- a client that stops reading -----------------------------------------------------
 
+FIREHOSE_CHARACTERS = 12_000 * 2000  # 24 MB of answer: more than any socket buffer holds
+
+
+def script_firehose(fake_openai, model: str) -> None:
+    """An OpenAI-style answer of FIREHOSE_CHARACTERS, sent as fast as it can be read."""
+    chunk = ('data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n'
+             % ("x" * 2000)).encode()
+    body = chunk * (FIREHOSE_CHARACTERS // 2000) \
+        + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n' \
+        + b"data: [DONE]\n\n"
+    fake_openai.script(model, Reply(body, chunk_size=1 << 20))
+
+
 def test_a_client_that_stops_reading_is_dropped_and_the_answer_goes_on(start_server,
                                                                        fake_openai):
     server = start_server(SLUICE_SEND_TIMEOUT="2")
-    piece = "x" * 2000
-    chunk = ('data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n' % piece).encode()
-    body = chunk * 12_000 + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n' \
-        + b"data: [DONE]\n\n"  # 24 MB of answer: more than any socket buffer holds
-    fake_openai.script("firehose", Reply(body, chunk_size=1 << 20))
+    script_firehose(fake_openai, "firehose")
     thread_id = server.new_thread()
     request = (f"POST /api/v1/threads/{thread_id}/messages/stream HTTP/1.1\r\n"
                f"Host: 127.0.0.1\r\nContent-Type: application/json\r\n")
@@ -314,4 +323,4 @@ def test_a_client_that_stops_reading_is_dropped_and_the_answer_goes_on(start_ser
     stored = wait_for(lambda: (m := server.messages(thread_id)[-1])["status"] != "streaming"
                       and m, what="the answer to finish")
     assert stored["status"] == "complete"  # ...while the answer went on to the end
-    assert len(stored["content"]) == 12_000 * 2000
+    assert len(stored["content"]) == FIREHOSE_CHARACTERS

@@ -16,12 +16,12 @@ import requests
 import websocket
 
 from .accounts import create_account
-from .fake_upstream import Reply
 from .prometheus_text import read_metrics
 from .services import NginxServer
 from .socket_client import SocketUser, seqs, text_of
 from .sse_client import read_stream
-from .test_durability_live import two_instances, wait_for, worker_pid  # noqa: F401 - a fixture
+from .test_durability_live import (FIREHOSE_CHARACTERS, script_firehose,  # noqa: F401
+                                  two_instances, wait_for, worker_pid)
 from .webhook_receiver import receiver as _receiver
 
 shared_backend = pytest.mark.parametrize("backend", ["postgres+redis"], indirect=True)
@@ -305,11 +305,7 @@ def test_a_malformed_packet_closes_that_socket_cleanly(live_server, packet):
 
 def test_a_socket_that_stops_reading_is_cut_and_the_answer_goes_on(start_server, fake_openai):
     server = start_server(SLUICE_SEND_TIMEOUT="2")
-    piece = "x" * 2000
-    chunk = ('data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n' % piece).encode()
-    body = chunk * 12_000 + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n' \
-        + b"data: [DONE]\n\n"  # 24 MB of answer: more than any socket buffer holds
-    fake_openai.script("socket-firehose", Reply(body, chunk_size=1 << 20))
+    script_firehose(fake_openai, "socket-firehose")
     thread_id = server.new_thread()
     # A WebSocket whose receive buffer is tiny.
     raw = raw_socket(server, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
@@ -325,7 +321,7 @@ def test_a_socket_that_stops_reading_is_cut_and_the_answer_goes_on(start_server,
     stored = wait_for(lambda: (m := server.messages(thread_id)[-1])["status"] != "streaming"
                       and m, what="the answer to finish")
     assert stored["status"] == "complete"  # ...while the answer went on to the end
-    assert len(stored["content"]) == 12_000 * 2000
+    assert len(stored["content"]) == FIREHOSE_CHARACTERS
 
 
 @shared_backend

@@ -57,8 +57,8 @@ class Followers:
     def start(self, sid: str, key: str, event: str, label: dict[str, Any],
               frames: Iterator[bytes] | None, final: Final | None = None) -> None:
         """Emit `event` to `sid` for each event of `frames`, each with `label` added; then,
-        if given, `final()` as one more."""
-        self.check_room(sid, key)
+        if given, `final()` as one more. (Its request checked the room: this runs after
+        the acknowledgement, when a refusal could no longer be told.)"""
         running = self._running.setdefault(sid, {})
         earlier = running.pop(key, None)
         if earlier is not None:
