@@ -11,6 +11,8 @@ from ..auth import Identity
 from ..sse import PING
 from ..storage.work import Job
 from ..streaming import Streaming, stream_frames
+from ..streaming.event_log import UnknownStream
+from ..streaming.resume import log_frames
 from ..streaming.subscribe import follow
 from .manage import get_job
 
@@ -28,13 +30,23 @@ def job_frames(session: Session, core: Streaming, user: Identity, job_id: str,
         stream_id = job.stream_id
         session.close()  # the response may wait and stream for minutes
         return _await_start(core, job_id, user.id, stream_id, after)
-    if job.kind == "document":
-        session.close()
-        return _document_frames(core, job.stream_id, after)
     if job.kind == "message" and job.message_id is None:
         session.close()
         return None  # ended before its answer began (cancelled): there is no stream
-    return stream_frames(session, user.id, job.stream_id, after)
+    return _begun_frames(session, core, user.id, job.kind, job.stream_id, after)
+
+
+def _begun_frames(session: Session, core: Streaming, user_id: str, kind: str,
+                  stream_id: str, after: int) -> Iterator[bytes] | None:
+    """A begun job's stream, as `stream_frames` gives it. A `document` job's lives only
+    in the log (nothing is stored to replay): once gone from there, its row says the end."""
+    if kind != "document":
+        return stream_frames(session, user_id, stream_id, after)
+    session.close()
+    try:
+        return log_frames(core, stream_id, after)
+    except UnknownStream:
+        return None
 
 
 def _not_begun(job: Job) -> bool:
@@ -57,10 +69,12 @@ def _await_start(core: Streaming, job_id: str, user_id: str, stream_id: str,
             with core.db.transaction() as session:
                 job = session.get(Job, job_id)
                 waiting = job is not None and _not_begun(job)
-                status, current = (job.status, job.stream_id) if job else ("gone", None)
+                status, current, kind = (job.status, job.stream_id, job.kind) if job \
+                    else ("gone", None, None)
             if not waiting:
                 if status in ("running", "complete", "failed") and current == stream_id:
-                    frames = stream_frames(core.db.sessions(), user_id, stream_id, after)
+                    frames = _begun_frames(core.db.sessions(), core, user_id, kind,
+                                           stream_id, after)
                     if frames is not None:
                         yield from frames
                 return  # gone, cancelled, or a later run that has its own stream
@@ -68,13 +82,3 @@ def _await_start(core: Streaming, job_id: str, user_id: str, stream_id: str,
         polls += 1
         if polls % max(1, round(core.ping_seconds / POLL_SECONDS)) == 0:
             yield PING
-
-
-def _document_frames(core: Streaming, stream_id: str, after: int) -> Iterator[bytes] | None:
-    """A `document` job's stream lives only in the log (nothing is stored to replay):
-    None once it is over and read, or gone from the log (the job's row says the end)."""
-    if not core.log.has(stream_id):
-        return None
-    if core.log.closed(stream_id) and not core.log.read(stream_id, after, 0).events:
-        return None
-    return follow(core.log, stream_id, after, core.ping_seconds)

@@ -55,18 +55,25 @@ def stream_frames(session: Session, user_id: str, stream_id: str,
     core.observer.resumed()
     # The response may stream for minutes: give its database connection back now.
     session.close()
-    if core.log.has(stream_id):
-        try:
-            if core.log.closed(stream_id) and not core.log.read(stream_id, after, 1).events:
-                return None
-            return follow(core.log, stream_id, after, core.ping_seconds)
-        except UnknownStream:
-            pass  # expired just now: storage has it
+    try:
+        return log_frames(core, stream_id, after)
+    except UnknownStream:
+        pass  # not in this log (expired, or another process's): storage has it
     if stored["status"] == "streaming":
         return _await_producer(core, stream_id, after)
     if after == stored_event_count(stored):
         return None
     return replay_stored(stored, after)
+
+
+def log_frames(core: Streaming, stream_id: str, after: int) -> Iterator[bytes] | None:
+    """The stream's frames from the event log: None if it has ended and the client has
+    all of it; raises `UnknownStream` if the log does not hold it."""
+    if not core.log.has(stream_id):
+        raise UnknownStream(stream_id)
+    if core.log.closed(stream_id) and not core.log.read(stream_id, after, 0).events:
+        return None
+    return follow(core.log, stream_id, after, core.ping_seconds)
 
 
 def _await_producer(core: Streaming, stream_id: str, after: int) -> Iterator[bytes]:
