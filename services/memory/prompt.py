@@ -27,18 +27,26 @@ def _line(content: str) -> str:
 def memory_prompt(memories: Sequence[Memory], limit_tokens: int,
                   count: Callable[[str], int]) -> str | None:
     """The user's facts as a system-prompt section, newest first, as many as fit in
-    `limit_tokens` by `count`; None when there are none or not even one fits."""
+    `limit_tokens` by `count`; None when there are none or not even one fits.
+
+    Each line is counted once, with its line break: the parts' counts add up to at least
+    the block's (tokens do not span a line break), so the block never passes the limit."""
     newest_first = sorted(memories, key=lambda m: (m.created_at, m.id), reverse=True)
     lines: list[str] = []
+    used = count(HEADING)
     for memory in newest_first:
-        candidate = "\n".join([HEADING, *lines, _line(memory.content)])
-        if count(candidate) > limit_tokens:
+        line = _line(memory.content)
+        used += count(line) + 1
+        if used > limit_tokens:
             break  # newest first: an older fact never pushes out a newer one
-        lines.append(_line(memory.content))
+        lines.append(line)
     return "\n".join([HEADING, *lines]) if lines else None
 
 
 def user_memory_prompt(session: Session, user: Identity, limit_tokens: int,
                        count: Callable[[str], int]) -> str | None:
-    """`memory_prompt` of `user`'s own memories: what the answer pipeline calls."""
-    return memory_prompt(list_memories(session, user), limit_tokens, count)
+    """`memory_prompt` of `user`'s own memories: what the answer pipeline calls. A fact's
+    line takes at least 2 tokens (itself and its line break), so no more rows than could
+    fit are read."""
+    return memory_prompt(list_memories(session, user, limit=limit_tokens // 2 + 1),
+                         limit_tokens, count)

@@ -44,10 +44,11 @@ def _add(session: Session, user: Identity, content: str, source: str) -> Memory:
     return memory
 
 
-def list_memories(session: Session, user: Identity) -> list[Memory]:
-    """The user's memories, newest first (the order the prompt block keeps too)."""
+def list_memories(session: Session, user: Identity, limit: int | None = None) -> list[Memory]:
+    """The user's memories, newest first (the order the prompt block keeps too); the
+    newest `limit` of them, if given."""
     query = owned(select(Memory), user).order_by(Memory.created_at.desc(), Memory.id.desc())
-    return list(session.scalars(query))
+    return list(session.scalars(query.limit(limit)))
 
 
 def get_memory(session: Session, user: Identity, memory_id: str) -> Memory:
