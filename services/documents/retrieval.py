@@ -161,19 +161,25 @@ PROMPT_HEADER = ("Excerpts from the user's documents follow. Answer from them wh
 def sources_prompt(sources: Sequence[Source], limit_tokens: int,
                    count: Callable[[str], int]) -> SourcesPrompt:
     """The sources as numbered excerpts, best first, as many as fit in `limit_tokens`
-    (measured with `count`); the last one is shortened to fit if that keeps some of it."""
+    (measured with `count`); the last one is shortened to fit if that keeps some of it.
+
+    Each part is counted once: the parts' counts with their separators add up to at
+    least the whole's (tokens do not span the blank line between parts)."""
     parts: list[str] = [PROMPT_HEADER]
     used: list[Source] = []
+    separator = count("\n\n")
+    size = count(PROMPT_HEADER)
     for source in sources:
         entry = f"[{len(used) + 1}] {source.filename} (chunk {source.chunk + 1})\n{source.text}"
-        size = count("\n\n".join([*parts, entry]))
-        if size > limit_tokens:
-            entry = _shortened(parts, entry, limit_tokens, count)
+        cost = separator + count(entry)
+        if size + cost > limit_tokens:
+            entry = _shortened(entry, limit_tokens - size - separator, count)
             if entry is None:
                 break
-            size = count("\n\n".join([*parts, entry]))
+            cost = separator + count(entry)
         parts.append(entry)
         used.append(source)
+        size += cost
         if size >= limit_tokens:
             break
     if not used:
@@ -181,11 +187,11 @@ def sources_prompt(sources: Sequence[Source], limit_tokens: int,
     return SourcesPrompt("\n\n".join(parts), tuple(used))
 
 
-def _shortened(parts: list[str], entry: str, limit_tokens: int,
-               count: Callable[[str], int]) -> str | None:
-    """`entry` cut (at words, halving) until it fits beside `parts`; None below 200 chars."""
+def _shortened(entry: str, room: int, count: Callable[[str], int]) -> str | None:
+    """`entry` cut (at words, halving) until it takes at most `room` tokens; None below
+    200 characters."""
     while len(entry) > 200:
         entry = entry[:len(entry) // 2].rsplit(" ", 1)[0] + " …"
-        if count("\n\n".join([*parts, entry])) <= limit_tokens:
+        if count(entry) <= room:
             return entry
     return None
