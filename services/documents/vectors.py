@@ -10,6 +10,7 @@ the full-text one by reciprocal rank fusion.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import operator
 import sys
@@ -24,11 +25,16 @@ MAX_CANDIDATES = 5000  # chunks ranked per search: ~0.1 s of Python at 1,536 dim
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al., 2009)
 
 _CANDIDATES = """
-SELECT c.id, c.document_id, d.filename, c.position, c.text, c.embedding
+SELECT c.id, c.embedding
 FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id
 WHERE d.user_id = :user_id AND d.status = 'ready' AND c.embedding_model = :model
   AND c.embedding IS NOT NULL {only}
 ORDER BY d.created_at DESC, d.id, c.position LIMIT :bound
+"""
+_CHUNKS = """
+SELECT c.id, c.document_id, d.filename, c.position, c.text
+FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id
+WHERE c.id IN :ids
 """
 
 
@@ -66,9 +72,15 @@ def nearest_chunks(db: Session, user_id: str, query: Sequence[float], model: str
     for row in db.execute(statement, params):
         vector = unpack(row.embedding)
         if len(vector) == len(target):  # a model's dimensions changed: skip, never fail
-            scored.append((sum(map(operator.mul, vector, target)), row))
-    scored.sort(key=lambda pair: -pair[0])
-    return [(similarity, row) for similarity, row in scored[:limit]]
+            scored.append((sum(map(operator.mul, vector, target)), row.id))
+    best = heapq.nlargest(limit, scored, key=lambda pair: pair[0])
+    if not best:
+        return []
+    # Only the winners' texts are read: the candidates are thousands of chunks.
+    chunks = text(_CHUNKS).bindparams(bindparam("ids", expanding=True))
+    rows = {row.id: row for row in db.execute(chunks, {"ids": [key for _, key in best]})}
+    # (A chunk whose document was deleted in between is left out.)
+    return [(similarity, rows[key]) for similarity, key in best if key in rows]
 
 
 def fuse(rankings: Sequence[Sequence[Hashable]], k: int = RRF_K) -> dict[Hashable, float]:
