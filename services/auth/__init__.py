@@ -102,11 +102,15 @@ def _unauthorized(message: str) -> ApiError:
                     headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
 
 
-def _from_key(header: str) -> Identity:
+def _from_header(header: str) -> Identity:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("Send an API key as 'Authorization: Bearer sk-sluice-…'.")
-    found = key_for(request_session(), secret.strip())
+    return _from_key(secret.strip())
+
+
+def _from_key(secret: str) -> Identity:
+    found = key_for(request_session(), secret)
     if found is None:
         raise _unauthorized("This API key is not valid: unknown, revoked or expired.")
     key, user = found
@@ -130,6 +134,12 @@ def _from_session() -> Identity | None:
     return Identity(user.id, user.name, "session")
 
 
+def _from_request() -> Identity | None:
+    """The request's API key (`Authorization`), else its cookie session, else None."""
+    header = request.headers.get("Authorization")
+    return _from_header(header) if header else _from_session()
+
+
 def _authenticate() -> Response | None:
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or request.endpoint == "static" or getattr(view, "sluice_public", False):
@@ -137,8 +147,7 @@ def _authenticate() -> Response | None:
     if current_app.config["SLUICE_AUTH"] == "off":
         g.identity = LOCAL
         return None
-    header = request.headers.get("Authorization")
-    identity = _from_key(header) if header else _from_session()
+    identity = _from_request()
     if identity is None:
         if getattr(view, "sluice_page", False):
             return redirect(url_for("auth.login_page", next=request.full_path.rstrip("?")))
@@ -156,9 +165,10 @@ def socket_identity(credentials: Any) -> Identity:
         return LOCAL
     key = credentials.get("api_key") if isinstance(credentials, dict) else None
     if key is not None:
-        return _from_key(f"Bearer {key}" if isinstance(key, str) else "")
-    header = request.headers.get("Authorization")
-    identity = _from_key(header) if header else _from_session()
+        if not isinstance(key, str) or not key.strip():
+            raise _unauthorized("'api_key' must be an API key, sk-sluice-….")
+        return _from_key(key.strip())
+    identity = _from_request()
     if identity is None:
         raise _unauthorized("Sign in, or connect with auth {'api_key': 'sk-sluice-…'}.")
     return identity
