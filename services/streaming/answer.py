@@ -69,6 +69,11 @@ class Answer:
         """Every round's usage so far."""
         return _add(self._banked, self._current)
 
+    @property
+    def round_usage(self) -> Usage:
+        """This round's usage alone, as its provider reported it (no summary call's)."""
+        return self._current
+
     def add_usage(self, usage: Usage, accumulate: bool = False) -> None:
         """Take the provider's counts for this round; `accumulate` adds them (a further
         call, e.g. a repair)."""

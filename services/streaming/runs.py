@@ -151,7 +151,9 @@ class StreamRun(SideCalls):
         if self._halt.is_set():
             return self._halted(None)
         outcome = self._round(self.spec.candidates)
-        reported = self.answer.usage.input_tokens
+        # What the provider counted for the prompt this run measured: the first round's
+        # own input, without a summary call banked before it.
+        reported = self.answer.round_usage.input_tokens
         if self.spec.measured is not None and reported is not None:
             self.spec.measured(self._model.id, reported)
         while outcome.status == "complete" and outcome.finish_reason == "tool_calls":
