@@ -312,7 +312,8 @@ def _extraction(core: Streaming, user: Identity, found: ThreadContext,
 
 def _remember(session: Session, user: Identity, reply: ReplyInput) -> None:
     """A user message that asks Sluice to remember something ("remember that …") keeps
-    it among the user's memories, for this answer and every later one."""
+    it among the user's memories, for every later answer (this one has it in the message
+    itself). Kept once the request is stored, so a refused request remembers nothing."""
     fact = remembered(reply.content) if reply.content else None
     if fact is not None:
         remember(session, user, fact)
