@@ -18,6 +18,7 @@ from ..storage.documents import Document, ThreadDocument
 from ..storage.models import Thread, new_id, utcnow
 from ..storage.owned import owned
 from ..storage.work import Job
+from ..web.upload import document_too_large
 from ..webhooks.signing import new_message_id
 from .ingest import index_document
 from .parsing import FORMATS, content_type_for
@@ -78,12 +79,6 @@ def check_upload(upload: Upload, settings: DocumentSettings) -> str:
     if not upload.data:
         raise ApiError(400, "empty_document", "The uploaded file is empty.")
     return content_type
-
-
-def document_too_large(limit: int) -> ApiError:
-    return ApiError(413, "document_too_large",
-                    f"The document is larger than this server accepts ({limit} bytes; "
-                    "SLUICE_DOCUMENT_MAX_BYTES).")
 
 
 def upload_document(session: Session, user: Identity, upload: Upload,

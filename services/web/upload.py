@@ -28,6 +28,12 @@ class UploadedFile:
     data: bytes
 
 
+def document_too_large(limit: int) -> ApiError:
+    return ApiError(413, "document_too_large",
+                    f"The document is larger than this server accepts ({limit} bytes; "
+                    "SLUICE_DOCUMENT_MAX_BYTES).")
+
+
 def read_uploaded_file(environ: dict[str, Any], limit: int, field: str = "file") -> UploadedFile:
     """The file in `field` of the request's multipart body; a 413 `document_too_large`
     past `limit` bytes, a 400 if the body is not multipart or the field is missing."""
@@ -35,8 +41,7 @@ def read_uploaded_file(environ: dict[str, Any], limit: int, field: str = "file")
         raw = read_raw_body(environ, limit + FRAMING_BYTES)
     except ApiError as exc:
         if exc.status == 413:
-            raise ApiError(413, "document_too_large", "The document is larger than this "
-                           f"server accepts ({limit} bytes).") from exc
+            raise document_too_large(limit) from exc
         raise
     parsed = {**environ, "wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))}
     parsed.pop("wsgi.input_terminated", None)
@@ -55,6 +60,5 @@ def read_uploaded_file(environ: dict[str, Any], limit: int, field: str = "file")
         for stored in files.values():
             stored.close()  # the parser's temporary files
     if len(data) > limit:
-        raise ApiError(413, "document_too_large", "The document is larger than this server "
-                       f"accepts ({limit} bytes).")
+        raise document_too_large(limit)
     return UploadedFile(upload.filename or "", upload.mimetype or None, data)
