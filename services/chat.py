@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from .auth import Identity
 from .context import Summary, budget_for, latest_summary
 from .context.thread import (Preparation, Retrieval, ThreadContext, system_prompt,
                              thread_context)
-from .conversation import message_row, pending_tool_calls, store_tool_round
+from .conversation import claim_thread, message_row, pending_tool_calls, store_tool_round
 from .documents import has_documents, search, search_scope
 from .errors import ApiError
 from .fields import answer_limits, model_chain, model_field
@@ -28,7 +28,7 @@ from .memory import (extraction_prompt, list_memories, parse_extracted, remember
 from .providers import ChatRequest, Embedder, ProviderRegistry, ResolvedModel, ToolSpec
 from .providers.catalog import AnswerLimits
 from .storage import Message, Thread
-from .storage.models import new_id
+from .storage.models import new_id, utcnow
 from .tools import Toolbox, parse_tool_results, parse_tools
 from .streaming import RunSpec, ServerTools, StreamRun, Streaming, to_client
 from .streaming.leases import lease_until
@@ -83,10 +83,11 @@ def _inputs(reply: ReplyInput, earlier: Sequence[Any]) -> list[dict[str, Any]]:
 def _store_start(session: Session, connection: Any, thread_id: str,
                  rows: list[dict[str, Any]], changes: dict[str, Any]) -> None:
     """The request's messages and the empty answer, and the thread's new title and time,
-    in one transaction; `409 thread_busy` if another reply on the thread won the race."""
+    in one transaction; `409 thread_busy` if another message took the thread's next
+    position since `rows` were placed."""
     try:
+        claim_thread(connection, thread_id, changes)
         connection.execute(insert(_MESSAGES), rows)
-        connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id).values(changes))
         session.commit()
     except IntegrityError as exc:
         session.rollback()
@@ -252,10 +253,9 @@ def store_request(session: Session, providers: ProviderRegistry, toolbox: Toolbo
     candidates = model_chain(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
     reply.with_limits(body, candidates[0])  # checked now: a job cannot fail on it later
+    claim_thread(connection, thread_id, _thread_changes(thread, reply, utcnow()))
     rows = _request_rows(reply, _earlier(connection, thread_id), thread_id)
     connection.execute(insert(_MESSAGES), rows)
-    connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id)
-                       .values(_thread_changes(thread, reply, rows[-1]["created_at"])))
     return [Message(**row) for row in rows]
 
 

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from .providers import ChatMessage, ToolCall
 from .providers.tool_turns import pair_tool_turns
-from .storage import Database, Message
+from .storage import Database, Message, Thread
 from .storage.models import new_id, utcnow
 
-_MESSAGES = Message.__table__
+_THREADS, _MESSAGES = Thread.__table__, Message.__table__
 # Earlier assistant turns that ended like this are still part of the conversation.
 _HISTORY_STATUSES = ("complete", "cancelled", "interrupted")
 
@@ -93,20 +93,57 @@ def pending_tool_calls(messages: Sequence[Any]) -> list[dict[str, Any]]:
             if not call.get("server") and call["id"] not in answered]
 
 
+def claim_thread(connection: Any, thread_id: str, changes: dict[str, Any]) -> None:
+    """Write the thread's row first: every transaction that appends messages to a
+    thread does, so they take positions one at a time (the row lock on PostgreSQL, the
+    write lock on SQLite) instead of racing to the same one."""
+    connection.execute(update(_THREADS).where(_THREADS.c.id == thread_id).values(changes))
+
+
 def store_tool_round(db: Database, thread_id: str, message_id: str, content: str,
                      calls: list[dict[str, Any]], results: Sequence[Any]) -> None:
     """Store a round of server tools in one transaction: the answer's text and calls so
-    far, and a `tool` message per result (`services.tools.ToolResult`) at the end of
-    the thread."""
+    far, and a `tool` message per result (`services.tools.ToolResult`) right after the
+    answer's earlier results. A job's request stored while the answer streamed moves
+    down past them, so the answer's calls and results stay together."""
     with db.engine.begin() as connection:
+        claim_thread(connection, thread_id, {"updated_at": utcnow()})
         connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == message_id)
                            .values(content=content, tool_calls=calls, updated_at=utcnow()))
-        last = connection.execute(select(func.max(_MESSAGES.c.position))
-                                  .where(_MESSAGES.c.thread_id == thread_id)).scalar_one()
+        end = _end_of_results(connection, thread_id, message_id)
+        _move_down(connection, thread_id, after=end, by=len(results))
         connection.execute(insert(_MESSAGES), [message_row(
-            thread_id=thread_id, position=last + 1 + index, role="tool",
+            thread_id=thread_id, position=end + 1 + index, role="tool",
             content=result.content(), tool_call_id=result.id,
             status="error" if result.error is not None else "complete",
             error=None if result.error is None else {"code": "tool_error",
                                                      "message": result.error},
             duration_ms=result.duration_ms) for index, result in enumerate(results)])
+
+
+def _end_of_results(connection: Any, thread_id: str, message_id: str) -> int:
+    """The position of the answer's last stored result (its own, with none yet)."""
+    answer = connection.execute(select(_MESSAGES.c.position)
+                                .where(_MESSAGES.c.id == message_id)).scalar_one()
+    end = answer
+    for role, position in connection.execute(
+            select(_MESSAGES.c.role, _MESSAGES.c.position)
+            .where(_MESSAGES.c.thread_id == thread_id, _MESSAGES.c.position > answer)
+            .order_by(_MESSAGES.c.position)):
+        if role != "tool":
+            break
+        end = position
+    return end
+
+
+def _move_down(connection: Any, thread_id: str, after: int, by: int) -> None:
+    """Move the thread's messages after position `after` down by `by`. Positions are
+    unique and checked row by row, so they pass through negatives on the way."""
+    if by == 0:
+        return
+    connection.execute(update(_MESSAGES).where(_MESSAGES.c.thread_id == thread_id,
+                                               _MESSAGES.c.position > after)
+                       .values(position=-_MESSAGES.c.position - by - 1))
+    connection.execute(update(_MESSAGES).where(_MESSAGES.c.thread_id == thread_id,
+                                               _MESSAGES.c.position < 0)
+                       .values(position=-_MESSAGES.c.position - 1))

@@ -1,5 +1,6 @@
 """Jobs on real gunicorn workers and standalone `flask --app wsgi worker` processes:
-a worker killed with SIGKILL mid-answer, and the job still delivered exactly once."""
+a worker killed with SIGKILL mid-answer, and the job still delivered exactly once;
+many jobs sent to one thread at once, each stored and answered."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,28 @@ def test_standalone_workers_take_jobs_and_a_new_one_finishes_a_killed_ones(
             first.kill()
     assert job["attempts"] == 2
     assert "Traceback" not in log.read_text()
+
+
+def test_jobs_sent_to_one_thread_at_once_are_all_accepted_and_answered(start_server, hook):
+    """Each request takes the thread's next position in turn: none is refused with a 500
+    for racing another to the same one (as they were on PostgreSQL), and each is
+    answered once, after all of them were stored."""
+    server = start_server(SLUICE_WEBHOOK_ALLOW_PRIVATE="on",
+                          SLUICE_DEMO_TOKENS_PER_SECOND="2000")
+    hook.secret = server.api("POST", "/api/v1/webhooks/secret").json()["secret"]
+    thread_id = server.new_thread()
+
+    def send(index: int):
+        return server.api("POST", f"/api/v1/threads/{thread_id}/messages",
+                          json={"content": f"job {index}", "callback_url": hook.url})
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(send, range(4)))
+    assert [r.status_code for r in responses] == [202] * 4, [r.text for r in responses]
+    for response in responses:
+        job = wait_job(server, response.json()["job"]["id"],
+                       lambda j: j["webhook"]["status"] == "delivered")
+        assert job["status"] == "complete", job
+    stored = server.messages(thread_id)
+    assert [m["role"] for m in stored] == ["user"] * 4 + ["assistant"] * 4
+    assert sorted(m["content"] for m in stored[:4]) == [f"job {i}" for i in range(4)]
+    assert all(m["status"] == "complete" for m in stored[4:])

@@ -8,14 +8,18 @@ import time
 
 import pytest
 
+from services.jobs import jobs
+
 from .fake_upstream import FakeUpstream
 from .sse_client import read_test_response
-from .tool_plugins.loop_tools import SLOW_SAW_CANCEL
+from .tool_plugins.loop_tools import GATE, SLOW_SAW_CANCEL
 from .wire_checks import CHECKS
 from .fake_upstream import openai_text_reply
 from .wire_replies import ROUNDS, ollama_calls, ollama_text, openai_calls
+from .webhook_receiver import receiver as _receiver
 
 PROVIDERS = list(ROUNDS)
+hook = pytest.fixture(_receiver)
 CALLER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object",
                                           "properties": {"city": {"type": "string"}}}}}
@@ -196,6 +200,50 @@ def test_cancel_during_a_slow_tool_ends_within_a_second(client, fake_openai):
     stored = messages(client, thread_id)
     assert stored[1]["status"] == "cancelled"
     assert "slow" not in [m["content"] for m in stored if m["role"] == "tool"]
+
+
+def test_a_job_sent_while_tools_run_waits_behind_the_answers_results(make_app, fake_openai,
+                                                                     hook):
+    """A message with `callback_url` may be sent to a thread whose answer is running a
+    tool: it is stored at once and answered after, and the answer's results still sit
+    right after the answer, so every later request pairs them (before, the two took
+    the same position: the job was a 500 or the round a `storage_error`)."""
+    app = make_app(SLUICE_WEBHOOK_ALLOW_PRIVATE="on",
+                   SLUICE_TOOL_MODULES=("tests.tool_plugins.loop_tools",))
+    jobs(app).start(workers=1)
+    client = app.test_client()
+    hook.secret = client.post("/api/v1/webhooks/secret").get_json()["secret"]
+    model = "loop-queue"
+    fake_openai.script(model, openai_calls(("gate", "{}")), openai_text_reply("Past the gate."),
+                       openai_text_reply("The job's answer."))
+    thread_id = new_thread(client)
+    GATE.clear()
+    response = client.post(f"/api/v1/threads/{thread_id}/messages/stream",
+                           json={"content": "Wait.", "model": f"openai/{model}",
+                                 "tools": ["gate"]}, buffered=False)
+    frames = iter(response.response)
+    for event in read_test_response_lazily(frames):
+        if event.event == "status" and event.data["stage"] == "tool_running":
+            break
+    queued = client.post(f"/api/v1/threads/{thread_id}/messages",
+                         json={"content": "And then?", "model": f"openai/{model}",
+                               "callback_url": hook.url})
+    assert queued.status_code == 202, queued.get_json()
+    GATE.set()
+    assert list(read_test_response_lazily(frames))[-1].data["status"] == "complete"
+    job_id = queued.get_json()["job"]["id"]
+    deadline = time.monotonic() + 20
+    while client.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["status"] != "complete":
+        assert time.monotonic() < deadline, "the job was not answered"
+        time.sleep(0.05)
+    stored = messages(client, thread_id)
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "Wait."), ("assistant", "Past the gate."), ("tool", "gate: open"),
+        ("user", "And then?"), ("assistant", "The job's answer.")]
+    sent = fake_openai.requests[model][2]["json"]
+    CHECKS["openai"](sent)
+    assert [m["role"] for m in sent["messages"]] == [
+        "user", "assistant", "tool", "assistant", "user"]
 
 
 def read_test_response_lazily(frames):

@@ -41,3 +41,14 @@ def slow(context: ToolContext, arguments: dict[str, Any]) -> str:
     if context.cancelled.wait(20):
         SLOW_SAW_CANCEL.set()
     return "slow: done"
+
+
+# Opened by a test when it has done what it must while `gate` runs.
+GATE = threading.Event()
+
+
+@server_tool(description="Waits until the test opens the gate.", parameters={"type": "object"},
+             timeout=15)
+def gate(context: ToolContext, arguments: dict[str, Any]) -> str:
+    GATE.wait(10)
+    return "gate: open"
