@@ -9,9 +9,11 @@ import time
 import pytest
 
 from services.jobs import jobs
+from services.streaming import streaming
 
 from .fake_upstream import FakeUpstream
 from .sse_client import read_test_response
+from .test_documents import upload
 from .tool_plugins.loop_tools import GATE, SLOW_SAW_CANCEL
 from .wire_checks import CHECKS
 from .fake_upstream import openai_text_reply
@@ -244,6 +246,47 @@ def test_a_job_sent_while_tools_run_waits_behind_the_answers_results(make_app, f
     CHECKS["openai"](sent)
     assert [m["role"] for m in sent["messages"]] == [
         "user", "assistant", "tool", "assistant", "user"]
+
+
+def test_a_replay_from_storage_keeps_the_rounds_tools_and_sources(make_app, fake_openai):
+    """Once the event log has expired, the stream is rebuilt from the stored answer: each
+    round's text, its calls and the server tools' results come back in order, as the
+    client saw them live (statuses and usage, which storage does not keep, aside)."""
+    app = make_app(SLUICE_EVENT_TTL_SECONDS=1,
+                   SLUICE_TOOL_MODULES=("tests.tool_plugins.loop_tools",))
+    client = app.test_client()
+    model = "loop-replay"
+    fake_openai.script(model, openai_calls(lookup("a"), ("boom", "{}"), text="Checking. "),
+                       openai_calls(lookup("b"), text="One more. "),
+                       openai_text_reply("Both are fine."))
+    document = upload(client, "handbook.md", b"# Gear\n\nEvery new hire gets a blue backpack.")
+    assert document.status_code == 201, document.get_json()
+    thread_id = new_thread(client)
+    live = stream(client, thread_id, content="Which backpack do new hires get?",
+                  model=f"openai/{model}", tools=["lookup", "boom"])
+    stream_id = live[0].data["stream_id"]
+    time.sleep(1.5)
+    assert not streaming(app).log.has(stream_id)
+    replayed = read_test_response(client.get(f"/api/v1/streams/{stream_id}/events"))
+
+    def seen(events):
+        kept = [(e.event, {k: v for k, v in e.data.items() if k not in ("seq", "type")})
+                for e in events if e.event not in ("status", "usage", "message_saved")]
+        merged = []
+        for event, data in kept:  # a round's deltas as one
+            if event == "delta" and merged and merged[-1][0] == "delta":
+                merged[-1] = ("delta", {"content": merged[-1][1]["content"] + data["content"]})
+            else:
+                merged.append((event, data))
+        return merged
+    assert [e.id for e in replayed] == list(range(1, len(replayed) + 1))
+    assert seen(replayed)[:-1] == seen(live)[:-1]
+    assert [e.event for e in replayed] == [
+        "start", "sources", "delta", "tool_call", "tool_call", "tool_result", "tool_result",
+        "delta", "tool_call", "tool_result", "delta", "done"]
+    assert replayed[-1].data["status"] == live[-1].data["status"] == "complete"
+    assert "".join(e.data["content"] for e in replayed if e.event == "delta") == \
+        "Checking. One more. Both are fine."
 
 
 def read_test_response_lazily(frames):

@@ -26,10 +26,11 @@ def _sse(*events: tuple[str | None, dict]) -> Reply:
     return Reply("".join(frames).encode())
 
 
-def openai_calls(*calls: Call) -> Reply:
+def openai_calls(*calls: Call, text: str | None = None) -> Reply:
     """A compatible server that numbers calls per answer: `call_0` in every round. The
-    pieces of each call come apart (id and name first, then the arguments)."""
-    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]}]
+    pieces of each call come apart (id and name first, then the arguments); `text`
+    comes before them."""
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": text}}]}]
     for index, (name, arguments) in enumerate(calls):
         chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [
             {"index": index, "id": f"call_{index}", "type": "function",

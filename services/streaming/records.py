@@ -116,9 +116,30 @@ def stored_answer(session: Session, stream_id: str, user_id: str | None = None,
         query = query.join(Thread).where(Thread.user_id == user_id)
     message = session.scalars(query).first()
     if message is not None:
-        return message, answer_view(message)
+        view = answer_view(message)
+        return message, {**view, "tool_results": _server_results(session, message)}
     run_query = select(OperationRun).where(OperationRun.stream_id == stream_id)
     if user_id is not None:
         run_query = run_query.where(OperationRun.user_id == user_id)
     run = session.scalars(run_query).first()
     return None if run is None else (run, answer_view(run))
+
+
+def _server_results(session: Session, message: Message) -> dict[str, dict[str, Any]]:
+    """The stored results of the server tools an answer called, by call id, each as its
+    `tool_result` event carried it (a caller's results belong to a later request)."""
+    names = {call["id"]: call["name"] for call in message.tool_calls or () if call.get("server")}
+    if not names:
+        return {}
+    rows = session.execute(select(MESSAGES.c.tool_call_id, MESSAGES.c.content, MESSAGES.c.error,
+                                  MESSAGES.c.duration_ms)
+                           .where(MESSAGES.c.thread_id == message.thread_id,
+                                  MESSAGES.c.role == "tool",
+                                  MESSAGES.c.position > message.position,
+                                  MESSAGES.c.tool_call_id.in_(names)))
+    results: dict[str, dict[str, Any]] = {}
+    for call_id, content, error, duration_ms in rows:
+        outcome = {"error": error["message"]} if error else {"result": content}
+        results.setdefault(call_id, {"id": call_id, "name": names[call_id], **outcome,
+                                     "duration_ms": duration_ms})
+    return results

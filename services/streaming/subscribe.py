@@ -4,7 +4,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import groupby
 from typing import Any
 
 from ..sse import PING, encode_event
@@ -66,14 +67,42 @@ def stored_done(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """`start`, the whole text as one `delta` (if any), the `error` if it failed or was
-    interrupted, `done`."""
+    """`start`, the `sources` and the thinking it was given, each round's text as one
+    `delta` followed by its `tool_call`s and the server tools' `tool_result`s, the
+    `error` if it failed or was interrupted, `done`. (Statuses and usage pass: `done`
+    carries the usage.)"""
     events: list[tuple[str, dict[str, Any]]] = [("start", stored_start(message))]
-    if message["content"]:
-        events.append(("delta", {"content": message["content"]}))
+    if message.get("sources"):
+        events.append(("sources", {"sources": message["sources"]}))
+    if message.get("reasoning"):
+        events.append(("reasoning", {"content": message["reasoning"]}))
+    events += _rounds(message["content"], message.get("tool_calls") or (),
+                      message.get("tool_results") or {})
     if message["error"]:
         events.append(("error", message["error"]))
     events.append(("done", stored_done(message)))
+    return events
+
+
+def _rounds(content: str, calls: Sequence[dict[str, Any]],
+            results: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """An answer's text and tool calls in the order they streamed: each call records
+    its round (`step`) and where that round's text ends (`offset`)."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    start = 0
+    for _, group in groupby(calls, key=lambda call: call.get("step", 1)):
+        round_calls = list(group)
+        end = min(max(round_calls[0].get("offset", len(content)), start), len(content))
+        if content[start:end]:
+            events.append(("delta", {"content": content[start:end]}))
+        events += [("tool_call", {"id": call["id"], "name": call["name"],
+                                  "arguments": call["arguments"],
+                                  "server": bool(call.get("server"))}) for call in round_calls]
+        events += [("tool_result", results[call["id"]]) for call in round_calls
+                   if call["id"] in results]
+        start = end
+    if content[start:]:
+        events.append(("delta", {"content": content[start:]}))
     return events
 
 
