@@ -265,7 +265,8 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
                    prelude: tuple[Any, ...]) -> tuple[StreamRun, str]:
     """Answer a stored request message (a job's): the history up to it, and a new
     assistant message at the end of the thread; `409 thread_busy` while another answer
-    streams there. `options` holds the request's `model`, `tools` and `limits`.
+    streams there. A user message is remembered and extracted from as a streamed reply's
+    is. `options` holds the request's `model`, `tools` and `limits`.
     Returns the run and the assistant message's id."""
     thread_id = request_message.thread_id
     connection = session.connection()
@@ -274,7 +275,8 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
                              or providers.default_model)
     _check_idle(core, thread_id)
     tools, server_tools = parse_tools(options.get("tools"), core.tools.registry)
-    reply = ReplyInput(content=None, model=None, tools=tools, server_tools=server_tools,
+    content = request_message.content if request_message.role == "user" else None
+    reply = ReplyInput(content=content, model=None, tools=tools, server_tools=server_tools,
                        tool_results=None).with_limits(options, candidates[0])
     summary = latest_summary(connection, thread_id)
     if summary is not None and summary.upto_position >= request_message.position:
@@ -287,6 +289,7 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
     assistant = _assistant_row(core, thread_id, last + 1, candidates[0].id, stream_id)
     _store_start(session, connection, thread_id, [assistant],
                  {"updated_at": assistant["created_at"]})
+    _remember(session, user, reply)  # once: a job run again finds the fact known
     run = _launch(core, user, thread_id, found, prepare, [], candidates, reply, assistant,
                   on_end, on_finish, prelude)
     return run, assistant["id"]

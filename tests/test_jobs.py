@@ -76,6 +76,19 @@ def test_a_chat_job_is_answered_and_delivered_signed(client, hook: WebhookReceiv
     assert text_of(events) == answer["content"] and events[-1].event == "done"
 
 
+def test_a_job_message_asking_to_remember_keeps_the_fact(client, hook):
+    """Sent as a job, "remember that …" is kept as it is from a streamed or JSON reply."""
+    hook.secret = secret(client)
+    response = client.post(f"/api/v1/threads/{new_thread(client)}/messages", json={
+        "content": "Remember that I prefer metric units.", "callback_url": hook.url})
+    assert response.status_code == 202
+    done = wait_for(client, response.get_json()["job"]["id"], lambda j: j["status"] != "queued"
+                    and j["status"] != "running")
+    assert done["status"] == "complete"
+    memories = client.get("/api/v1/memories").get_json()["memories"]
+    assert [(m["content"], m["source"]) for m in memories] == [("I prefer metric units", "user")]
+
+
 def test_an_operation_job_delivers_its_result(client, hook, fake_openai):
     hook.secret = secret(client)
     fake_openai.script("job-op", openai_text_reply('{"name": "Ada"}'))
