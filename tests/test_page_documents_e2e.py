@@ -1,7 +1,8 @@
 """The Documents panel and citations on the chat page in a real headless Chromium: a
 Markdown handbook uploaded through the panel is listed ready, an answer whose question
 is in it cites it under the text, the chat can attach it, and a deleted document leaves
-the list. It shares the page tests' browser and server (auth off: one user)."""
+the list; a large file's indexing job shows its progress until the document is ready.
+It shares the page tests' browser and server (auth off: one user)."""
 from __future__ import annotations
 
 import re
@@ -67,3 +68,26 @@ def test_an_uploaded_handbook_is_cited_attached_and_deleted(page, tmp_path):
     panel.get_by_role("button", name="Delete handbook.md").click()
     expect(panel.locator(".document-row", has_text="handbook.md")).to_have_count(0)
     expect(attached).to_have_text("No documents attached: answers search all of your documents.")
+
+
+def test_a_large_upload_shows_its_indexing_job_until_ready(page, tmp_path):
+    """A file over 256 KB is indexed by a job: the panel follows the job's events,
+    showing `Indexing n of m chunks…`, then lists the document ready."""
+    large = tmp_path / "atlas.md"
+    sections = [f"## River {n}\nThe river number {n} flows past the town of Alder{n}. " * 6
+                for n in range(900)]
+    large.write_text("\n\n".join(sections))
+    assert large.stat().st_size > 256 * 1024
+    panel = open_panel(page)
+    page.evaluate("""() => {
+        window.progressSeen = [];
+        const node = document.querySelector("#document-progress");
+        new MutationObserver(() => window.progressSeen.push(node.textContent))
+            .observe(node, {childList: true, characterData: true, subtree: true});
+    }""")
+    panel.locator("#document-file").set_input_files(str(large))
+    row = panel.locator(".document-row", has_text="atlas.md")
+    expect(row).to_contain_text(re.compile(r"\d+ KB · ready · \d+ chunks"), timeout=30_000)
+    expect(panel.locator("#document-progress")).to_be_hidden()
+    seen = page.evaluate("window.progressSeen")
+    assert any(re.fullmatch(r"atlas\.md: Indexing \d+ of \d+ chunks…", text) for text in seen), seen
