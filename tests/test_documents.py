@@ -3,6 +3,7 @@ the chunk holding the answer (recall@3 over a fixture corpus), users kept apart,
 delete, hostile PDFs refused quickly, size and type limits, the large-file job."""
 from __future__ import annotations
 
+import codecs
 import io
 import time
 import zlib
@@ -98,6 +99,37 @@ def test_each_text_format_is_read(app, client, name, present, absent):
         assert words in text
     for words in absent:
         assert words not in text
+
+
+@pytest.mark.parametrize("data", [
+    "Отпуск: 28 дней. 休暇は二十八日です。".encode("utf-16"),  # Notepad's "Unicode"
+    codecs.BOM_UTF16_BE + "Отпуск: 28 дней. 休暇は二十八日です。".encode("utf-16-be"),
+    "Отпуск: 28 дней. 休暇は二十八日です。".encode("utf-32"),
+    "\ufeffОтпуск: 28 дней. 休暇は二十八日です。".encode("utf-8"),
+], ids=["utf-16-le", "utf-16-be", "utf-32", "utf-8-bom"])
+def test_text_in_the_encoding_its_byte_order_mark_names_is_read(app, client, data):
+    response = upload(client, "notes.txt", data)
+    assert response.status_code == 201, response.get_json()
+    assert chunks_of(app, response.get_json()["document"]["id"]) == [
+        "Отпуск: 28 дней. 休暇は二十八日です。"]
+
+
+def test_other_text_is_read_as_windows_1252_and_binary_data_is_refused(app, client):
+    legacy = upload(client, "menu.txt", "Crème brûlée — 8 €".encode("cp1252"))
+    assert legacy.status_code == 201
+    assert chunks_of(app, legacy.get_json()["document"]["id"]) == ["Crème brûlée — 8 €"]
+    coloured = upload(client, "build.txt", b"\x1b[31mFAILED\x1b[0m step 3\n" * 20)
+    assert coloured.status_code == 201  # a log's colour codes are not binary
+    for name, data in (("photo.txt", bytes(range(256)) * 40),
+                       ("archive.md", b"PK\x03\x04" + bytes(range(32)) * 100)):
+        refused = upload(client, name, data)
+        assert refused.status_code == 400, name
+        assert refused.get_json()["error"] == {
+            "code": "unreadable_document",
+            "message": "The file is not text (it holds binary data); upload text, Markdown, "
+                       "HTML or PDF."}
+    listed = client.get("/api/v1/documents").get_json()["documents"]
+    assert sorted(d["filename"] for d in listed) == ["build.txt", "menu.txt"]
 
 
 def test_a_pdf_is_read(app, client):

@@ -9,6 +9,7 @@ for this reading only.
 """
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
@@ -43,6 +44,14 @@ EXTENSIONS = {".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown
 ALIASES = {"text/x-markdown": "text/markdown", "application/xhtml+xml": "text/html"}
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _DROPPED_HTML = ("script", "style", "noscript", "template", "svg", "iframe", "object")
+# UTF-32's marks first: its little-endian one begins with UTF-16's.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# Text has almost no control characters besides tab, line ends, form feed and escape
+# (a log's colours): more than one in a hundred of the first characters means the bytes
+# are something else.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f\ufffd]")
+_SNIFF_CHARS = 8192
 
 
 class DocumentError(Exception):
@@ -83,12 +92,22 @@ def parse(data: bytes, content_type: str) -> ParsedText:
 
 
 def _decode(data: bytes) -> str:
-    """UTF-8 (with or without a BOM); anything else is read as Windows-1252, which never
-    fails, rather than refusing a file over its encoding."""
+    """The text of a file in the encoding its byte-order mark names (UTF-16 and UTF-32,
+    as Windows editors save "Unicode"), else UTF-8; anything else is read as
+    Windows-1252, which never fails, rather than refusing a file over its encoding.
+    Bytes that are not text at all (an image or archive renamed .txt) are refused."""
+    codec = next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+    if codec is not None:
+        return data.decode(codec, errors="replace")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+        text = data.decode("cp1252", errors="replace")
+    sample = text[:_SNIFF_CHARS]
+    if len(_CONTROL.findall(sample)) > max(1, len(sample) // 100):
+        raise DocumentError("The file is not text (it holds binary data); upload text, "
+                            "Markdown, HTML or PDF.")
+    return text
 
 
 def _clean(text: str) -> str:
