@@ -77,7 +77,7 @@ def evaluate(expression: str) -> Number:
 def _value(node: ast.expr) -> Number:
     """Walk the whitelist; everything else is refused, naming what was found."""
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return _checked(node.value)  # 1e999 is a float too: infinity
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _value(node.left), _value(node.right)
         if isinstance(node.op, ast.Pow):
