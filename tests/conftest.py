@@ -172,6 +172,18 @@ base_url = "http://127.0.0.1:{unconnectable_port}/v1"
 connect_timeout = 0.5
 retry_attempts = 1
 
+# Connecting to these never finishes; only a cancel or the deadline ends the wait.
+[models."openai/connecting-forever"]
+base_url = "http://127.0.0.1:{unconnectable_port}/v1"
+connect_timeout = 60
+retry_attempts = 1
+
+[models."openai/connecting-past-deadline"]
+base_url = "http://127.0.0.1:{unconnectable_port}/v1"
+connect_timeout = 60
+first_token_timeout = 1
+retry_attempts = 1
+
 [models."openai/primary-down"]
 fallbacks = ["anthropic/backup-up"]
 

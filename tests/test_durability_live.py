@@ -20,7 +20,7 @@ from .fake_upstream import SILENT_UPSTREAMS, Reply, fixture, sse_events_of
 from .live_server import free_port
 from .services import NginxServer
 from .sse_client import body_chunks, read_stream, text_of
-from .test_streaming_live import cancel_while_silent
+from .test_streaming_live import cancel_while_connecting, cancel_while_silent
 
 shared_backend = pytest.mark.parametrize("backend", ["postgres+redis"], indirect=True)
 
@@ -101,6 +101,15 @@ def test_cancel_through_another_instance_cuts_an_upstream_that_has_not_started_i
     everything, took = cancel_while_silent(first, fake_openai, phase, cancel_through=second)
     assert [e.event for e in everything] == ["start", "message_saved", "status", "done"]
     assert took < 1  # relayed through Redis, not the read timeout
+
+
+@shared_backend
+def test_cancel_through_another_instance_cuts_an_upstream_that_is_still_connecting(
+        two_instances):
+    first, second = two_instances
+    everything, took = cancel_while_connecting(first, cancel_through=second)
+    assert [e.event for e in everything] == ["start", "message_saved", "status", "done"]
+    assert took < 1  # relayed through Redis, not the 60 s connect timeout
 
 
 @shared_backend

@@ -13,7 +13,7 @@ import pytest
 from services.providers.anthropic import AnthropicProvider
 from services.providers.base import Finish, Provider
 from services.providers.calls import UpstreamCall, calling
-from services.providers.errors import ProviderError
+from services.providers.errors import ProviderConnectionError, ProviderError
 from services.providers.http import DRAIN_SECONDS, pooled_session
 from services.providers.ollama import OllamaProvider
 from services.providers.openai import OpenAIProvider
@@ -120,6 +120,20 @@ def test_a_call_is_cut_while_the_upstream_is_silent(fake_openai, phase):
     call_until_it_fails(slow_openai(fake_openai.url), model, call)
     assert time.monotonic() - started < 1  # not the 30 s read timeout
     assert fake_openai.hung_up[model].wait(5)
+
+
+def test_a_call_is_cut_while_it_connects(unconnectable_port):
+    """A host that never completes the handshake: the interrupt wakes the connect,
+    long before the connect timeout."""
+    provider = OpenAIProvider(base_url=f"http://127.0.0.1:{unconnectable_port}/v1",
+                              api_key="sk-test", session=pooled_session(),
+                              connect_timeout=30, read_timeout=30)
+    call = UpstreamCall()
+    threading.Timer(0.3, call.interrupt).start()
+    started = time.monotonic()
+    error = call_until_it_fails(provider, OPENAI.model(), call)
+    assert isinstance(error, ProviderConnectionError)
+    assert time.monotonic() - started < 1  # not the 30 s connect timeout
 
 
 def test_a_call_interrupted_before_it_connects_never_sends(fake_openai):

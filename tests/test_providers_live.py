@@ -290,6 +290,16 @@ def test_first_token_timeout_holds_before_the_upstream_starts_its_answer(
     assert fake_openai.hung_up["ttft-silent"].wait(5)
 
 
+def test_first_token_timeout_holds_while_the_upstream_is_still_connecting(live_server):
+    started = time.monotonic()
+    events, stored = stream(live_server, "openai/connecting-past-deadline")
+    assert time.monotonic() - started < 2.5  # the 1 s deadline, not the 60 s connect timeout
+    error = next(e.data for e in events if e.event == "error")
+    assert (error["code"], error["retryable"]) == ("timeout", True)
+    assert "within 1s" in error["message"]
+    assert (stored["status"], stored["content"]) == ("error", "")
+
+
 def test_idle_timeout_keeps_the_text_so_far(live_server, fake_openai):
     first_two = b"".join(sse_events_of(fixture("openai/text_with_usage.sse"))[:2])
     fake_openai.script("idle-gap", Reply(first_two, then_hang=5))

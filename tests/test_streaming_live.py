@@ -173,6 +173,31 @@ def test_cancel_cuts_an_upstream_that_has_not_started_its_answer(live_server, fa
     assert took < 1  # not the read timeout
 
 
+def cancel_while_connecting(server, cancel_through=None) -> tuple[list, float]:
+    """Start an answer whose provider's host never completes the TCP handshake, cancel
+    it (through `cancel_through`, another instance, if given) while it connects, and
+    read the stream to its end; the events, and the seconds from the cancel to the end."""
+    thread_id = server.new_thread()
+    events = read_stream(server.open_stream(thread_id, "hi", model="openai/connecting-forever"))
+    seen = read_until(events, lambda e: e.event == "status" and e.data["stage"] == "connecting")
+    time.sleep(0.3)  # into the connect
+    cancelled_at = time.monotonic()
+    answer = (cancel_through or server).api(
+        "POST", f"/api/v1/streams/{seen[0].data['stream_id']}/cancel")
+    assert (answer.status_code, answer.json()["status"]) == (202, "cancelling")
+    everything = seen + list(events)
+    took = time.monotonic() - cancelled_at
+    assert everything[-1].data["status"] == "cancelled"
+    assert server.messages(thread_id)[-1]["status"] == "cancelled"
+    return everything, took
+
+
+def test_cancel_cuts_an_upstream_that_is_still_connecting(live_server):
+    everything, took = cancel_while_connecting(live_server)
+    assert_well_formed(everything)
+    assert took < 1  # not the 60 s connect timeout
+
+
 def test_a_client_that_disconnects_does_not_stop_the_answer(live_server):
     thread_id = live_server.new_thread()
     response = live_server.open_stream(thread_id, "I will hang up")

@@ -3,10 +3,11 @@
 A run must be able to stop a provider call while it connects, sends, waits for
 the response headers or reads the body. Until the headers arrive there is no
 response to close, so the pooled connection itself (http.py) tells the call
-that is current in its thread which socket it sends on; `interrupt()` shuts
-that socket down, which wakes a reader blocked on it under threads and gevent
-alike. An interrupt that comes before there is a socket is applied as soon as
-there is one.
+that is current in its thread which socket it sends on, from before the socket
+connects; `interrupt()` shuts that socket down, which wakes a connect, a send or
+a read blocked on it under threads and gevent alike. An interrupt that comes
+before there is a socket is applied as soon as there is one. (Resolving the
+host's name comes before any socket and is bounded by the resolver alone.)
 
 `threading.local` is greenlet-local under gevent's monkey-patching, so each
 producer has its own current call.
@@ -30,14 +31,16 @@ class UpstreamCall:
         self._sock: socket.socket | None = None
         self._interrupted = False
 
-    def attach(self, owner: object, sock: socket.socket) -> None:
-        """`owner` (a pooled connection) sends this call on `sock`; cut it at once if
-        the call was interrupted before it had a socket."""
+    def attach(self, owner: object, sock: socket.socket) -> bool:
+        """`owner` (a pooled connection) sends this call on `sock`, which may still be
+        connecting; cut it at once if the call was interrupted before it had a socket.
+        False if it was."""
         with self._lock:
             self._owner, self._sock = owner, sock
             interrupted = self._interrupted
         if interrupted:
             shutdown_socket(sock)
+        return not interrupted
 
     def interrupt(self) -> None:
         """Cut the call's connection now, or as soon as it has one. A connection that

@@ -18,7 +18,10 @@ from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NameResolutionError,
+                                NewConnectionError, ReadTimeoutError)
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 from urllib3.poolmanager import pool_classes_by_scheme as URLLIB3_POOL_CLASSES
 
 from .calls import UpstreamCall, current_call, shutdown_socket
@@ -58,10 +61,36 @@ DRAIN_BYTES = 64 * 1024
 
 class _CallConnectionMixin:
     """Tells the thread's current `UpstreamCall` the socket its request goes out on,
-    before any response exists, so the call can be cut while waiting for headers."""
+    before it connects and before any response exists, so the call can be cut while
+    connecting (a host that drops the handshake) or waiting for headers."""
 
     sock: socket.socket | None
     upstream_call: UpstreamCall | None = None
+    # urllib3's HTTPConnection has these.
+    host: str
+    port: int
+    timeout: Any
+    source_address: tuple[str, int] | None
+    socket_options: Any
+    _dns_host: str
+
+    def _new_conn(self) -> socket.socket:
+        """urllib3's connect, on a socket that the call holds before it connects."""
+        call = current_call()
+        if call is None:
+            return super()._new_conn()  # type: ignore[misc]
+        self.upstream_call = call  # HTTPS connects before `request`
+        try:
+            return _connect(call, self, (self._dns_host, self.port), self.timeout,
+                            self.source_address, self.socket_options)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. "
+                                      f"(connect timeout={self.timeout})") from exc
+        except OSError as exc:
+            raise NewConnectionError(  # type: ignore[arg-type]
+                self, f"Failed to establish a new connection: {exc}") from exc
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -76,6 +105,35 @@ class _CallConnectionMixin:
     def _attach(self) -> None:
         if self.upstream_call is not None and self.sock is not None:
             self.upstream_call.attach(self, self.sock)
+
+
+def _connect(call: UpstreamCall, owner: object, address: tuple[str, int], timeout: Any,
+             source_address: tuple[str, int] | None,
+             options: list[tuple[int, int, int | bytes]] | None) -> socket.socket:
+    """Connect to each of the host's addresses in turn, as urllib3 does, with each
+    socket attached to `call` before its connect begins."""
+    host, port = address
+    error: OSError = OSError(f"no address found for {host!r}")
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(
+            host.strip("[]"), port, allowed_gai_family(), socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in options or ():
+                sock.setsockopt(*option)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            if not call.attach(owner, sock):
+                raise ConnectionAbortedError("the call was stopped before it connected")
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+            if isinstance(exc, ConnectionAbortedError):
+                break
+    raise error
 
 
 class _CallHTTPConnection(_CallConnectionMixin, HTTPConnection):
