@@ -191,6 +191,8 @@ def test_the_calculator_computes_with_the_usual_precedence(expression, value):
     ("10 ** 5000", "digits"),
     ("1e308 * 10", "too large"),
     ("1e999 - 1e999", "too large"),  # not nan: an infinite literal is refused
+    ("round(123, -10**9)", "at most 1000 digits"),  # not 10**(10**9) first
+    ("round(1.5, 10**9)", "at most 1000 digits"),
     ("1 / 0", "division by zero"),
     ("5 % 0", "division by zero"),
     ("sqrt(-1)", "cannot compute"),

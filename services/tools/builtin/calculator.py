@@ -4,8 +4,9 @@ The expression is parsed with `ast` and only a whitelist is walked: numbers,
 + - * / // % **, unary signs, parentheses, a few math functions and the
 constants pi and e. Names, attributes, calls to anything else, subscripts and
 every other construct are refused. The work is bounded: the expression's
-length, the size of exponents and of every intermediate integer, so that
-`9**9**9` is refused at once instead of taking the CPU for minutes.
+length, the size of exponents, of round()'s digits and of every intermediate
+integer, so that `9**9**9` is refused at once instead of taking the CPU for minutes
+(a tool's timeout cannot stop a computation that holds the interpreter).
 """
 from __future__ import annotations
 
@@ -101,7 +102,11 @@ def _call(node: ast.Call) -> Number:
                         "these are: " + ", ".join(_FUNCTIONS))
     if node.keywords:
         raise ToolError("functions take plain arguments here, not name=value")
-    return _checked(_FUNCTIONS[node.func.id](*(_value(argument) for argument in node.args)))
+    arguments = [_value(argument) for argument in node.args]
+    if node.func.id == "round" and len(arguments) == 2 and abs(arguments[1]) > MAX_INTEGER_DIGITS:
+        # round(123, -10**9) would build 10**(10**9) first: minutes of CPU, holding the GIL
+        raise ToolError(f"round() takes at most {MAX_INTEGER_DIGITS} digits either way")
+    return _checked(_FUNCTIONS[node.func.id](*arguments))
 
 
 def _check_power(base: Number, exponent: Number) -> None:
