@@ -104,6 +104,23 @@ def test_three_rounds_of_two_parallel_calls(client, fake_openai, provider):
     assert json.dumps(bodies[4]).count("is fine") == 6
 
 
+def test_a_server_tool_the_request_did_not_offer_never_runs(client, fake_openai):
+    """The model may call any name; only the tools offered to it run. `lookup` exists on
+    this server, but the request offered `boom` alone."""
+    model = "loop-unoffered"
+    fake_openai.script(model, openai_calls(("lookup", '{"key": "a"}'), ("boom", "{}")),
+                       openai_text_reply("Done."))
+    thread_id = new_thread(client)
+    events = stream(client, thread_id, content="Try.", model=f"openai/{model}", tools=["boom"])
+    results = {e.data["name"]: e.data for e in events if e.event == "tool_result"}
+    assert "result" not in results["lookup"]
+    assert results["lookup"]["error"] == "there is no server tool 'lookup' in this answer"
+    assert results["boom"]["error"] == "boom: the gauge is broken"  # the offered one ran
+    sent = fake_openai.requests[model][0]["json"]
+    assert [tool["function"]["name"] for tool in sent["tools"]] == ["boom"]
+    assert events[-1].data["status"] == "complete"
+
+
 def test_tools_that_fail_tell_the_model_and_the_answer_goes_on(client, fake_openai):
     model = "loop-failures"
     fake_openai.script(model, openai_calls(("lookup", '{"key": 5}'), ("lookup", "not json"),

@@ -103,7 +103,8 @@ class ToolRounds:
     # --- between rounds ------------------------------------------------------------
 
     def after_round(self, model: ResolvedModel, status: Status, emit: Emit) -> AfterRound:
-        """Run the round's server tools, within the limits, and store the round."""
+        """Run the round's server tools, within the limits, and store the round. Only
+        the tools offered to `model` run: a call of another is an error result."""
         calls = self.answer.round_calls()
         server = [call for call in calls if call["server"]]
         if not server:
@@ -120,7 +121,7 @@ class ToolRounds:
         names = ", ".join(dict.fromkeys(call["name"] for call in server))
         status("tool_running", f"Running {names}…", tools=[call["name"] for call in server],
                ids=[call["id"] for call in server])
-        results = run_calls(self.spec.tools.registry,
+        results = run_calls(self.spec.tools.registry.only(self.offered(model)),
                             [ToolCall(c["id"], c["name"], c["arguments"]) for c in server],
                             self._context(), lambda result: emit("tool_result", result.payload()))
         if results is None:  # halted: the results are discarded

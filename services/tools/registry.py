@@ -19,7 +19,7 @@ import importlib
 import pkgutil
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import entry_points
@@ -129,6 +129,16 @@ class ToolRegistry:
     def names(self) -> tuple[str, ...]:
         """Every tool's name, sorted."""
         return tuple(sorted(self._tools))
+
+    def only(self, names: Collection[str]) -> ToolRegistry:
+        """The tools among `names`: what one answer may run (a call of any other is
+        answered as a tool that does not exist)."""
+        offered = ToolRegistry()
+        for name in names:
+            if name in self._tools:
+                offered._tools[name] = self._tools[name]
+                offered._origins[name] = self._origins[name]
+        return offered
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools

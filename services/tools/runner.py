@@ -120,7 +120,7 @@ def _prepare(registry: ToolRegistry,
     started = time.monotonic()
     tool = registry.get(call.name)
     if tool is None:
-        return _failure(call, f"there is no server tool {call.name!r}", started)
+        return _failure(call, f"there is no server tool {call.name!r} in this answer", started)
     try:
         arguments = json.loads(call.arguments or "{}")
     except ValueError as exc:
