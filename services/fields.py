@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from .context.budget import budget_for
 from .errors import ApiError
 from .providers import ProviderRegistry, ResolvedModel, UnknownModelError
 from .providers.catalog import LIMIT_KEYS, AnswerLimits
@@ -56,7 +57,9 @@ def answer_limits(body: dict[str, Any], model: ResolvedModel) -> AnswerLimits:
     raw = body.get("limits")
     if raw is None:
         return limits
-    ceiling = replace(limits, seconds=limits.seconds or model.settings.timeouts.total)
+    # Without an operator's max_tokens, no answer can outgrow the model's window.
+    ceiling = replace(limits, seconds=limits.seconds or model.settings.timeouts.total,
+                      tokens=limits.tokens or budget_for(model.settings).window)
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_limits", "'limits' must be an object such as "
                        '{"max_rounds": 3}.', param="limits")

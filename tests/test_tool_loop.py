@@ -170,13 +170,19 @@ def test_each_limit_ends_the_answer_cleanly(client, fake_openai, limits, limit, 
         assert fake_openai.requests[model][1]["json"]["options"]["num_predict"] == 2
 
 
-def test_a_limit_above_the_models_is_refused(client):
+@pytest.mark.parametrize(("limits", "most"), [
+    ({"max_rounds": 99}, "at most 8"),
+    # No max_tokens in the models file: the model's context window is the ceiling, so
+    # a provider is never sent 2**63 (its API would refuse it).
+    ({"max_tokens": 2**63}, "at most 128000"),
+])
+def test_a_limit_above_the_models_is_refused(client, limits, most):
     thread_id = new_thread(client)
     response = client.post(f"/api/v1/threads/{thread_id}/messages/stream", json={
-        "content": "Go.", "limits": {"max_rounds": 99}})
+        "content": "Go.", "model": "openai/gpt-4o-mini", "limits": limits})
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_limits"
-    assert "at most 8" in response.get_json()["error"]["message"]
+    assert most in response.get_json()["error"]["message"]
     assert messages(client, thread_id) == []
 
 
