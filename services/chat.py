@@ -330,6 +330,7 @@ def stream_reply(session: Session, providers: ProviderRegistry, core: Streaming,
                        "/api/v1/threads/<id>/messages with 'callback_url' for a webhook job.",
                        param="callback_url")
     run = start_reply(session, providers, core, user, thread_id, body)
+    session.close()  # the response may stream for minutes: no connection held meanwhile
     return to_client(follow(core.log, run.spec.stream_id, 0, core.ping_seconds))
 
 
@@ -339,8 +340,8 @@ def reply_and_wait(session: Session, providers: ProviderRegistry, core: Streamin
     """Start a reply, wait until it has ended, and return the stored request message (the
     user's, or the last tool result) and the assistant message."""
     run = start_reply(session, providers, core, user, thread_id, body)
+    session.close()  # the answer may take minutes: no connection held while waiting
     run.finished.wait()
-    session.expire_all()
     assistant = session.get(Message, run.spec.message_id)
     user = session.get(Message, run.spec.saved_messages[-1]["id"])
     if assistant is None or user is None:

@@ -3,6 +3,7 @@ reached by another; "remember that …" detection; the prompt block within its l
 reading a model's extracted facts whatever shape they come in."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -219,6 +220,26 @@ def test_remember_stores_a_fact_once(app):
     assert first is not None and first.source == "user"
     assert again is None
     assert [m["content"] for m in listed(app.test_client())] == ["I prefer metric units"]
+
+
+def test_many_answers_that_repeat_a_known_fact_at_once_all_succeed(start_server):
+    """A repeated "remember that …" reads the user's memories and stores nothing; those
+    reads used to hold the request's database connection while it waited for the
+    answer, and 20 such JSON requests at once emptied the pool (500s, answers lost)."""
+    server = start_server(SLUICE_DEMO_TOKENS_PER_SECOND="40")  # ~1 s answers
+    fact = "remember that my desk is on floor 3"
+    threads = [server.new_thread() for _ in range(20)]
+    assert server.api("POST", f"/api/v1/threads/{threads[0]}/messages",
+                      json={"content": fact}).status_code == 200
+
+    def send(thread_id: str):
+        return server.api("POST", f"/api/v1/threads/{thread_id}/messages", json={"content": fact})
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(send, threads))
+    assert [a.status_code for a in answers] == [200] * 20, [a.text[:200] for a in answers]
+    assert all(a.json()["response"]["status"] == "complete" for a in answers)
+    assert [m["content"] for m in server.api("GET", "/api/v1/memories").json()["memories"]] == [
+        "My desk is on floor 3"]
 
 
 # --- extraction -----------------------------------------------------------------------

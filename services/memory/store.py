@@ -95,11 +95,11 @@ def remember(session: Session, user: Identity, fact: str) -> Memory | None:
     user already has (ignoring case) is not stored twice. None if nothing was stored:
     a repeat, or the user is at MAX_MEMORIES."""
     fact = storable(fact.strip())[:MAX_CONTENT]
-    if not fact or fact.casefold() in _known(session, user) \
-            or _count(session, user) >= MAX_MEMORIES:
-        return None
-    memory = _add(session, user, fact, "user")
-    session.commit()
+    memory = None
+    if fact and fact.casefold() not in _known(session, user) \
+            and _count(session, user) < MAX_MEMORIES:
+        memory = _add(session, user, fact, "user")
+    session.commit()  # a repeat too: its reads end here, and with them the transaction
     return memory
 
 
