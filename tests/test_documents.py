@@ -294,7 +294,9 @@ def test_size_and_type_limits(make_app):
     assert no_file.status_code == 400 and no_file.get_json()["error"]["code"] == "missing_file"
 
 
-def test_a_document_job_cancelled_while_queued_has_no_webhook_to_send(make_app):
+def test_a_document_job_cancelled_while_queued_fails_its_document(make_app):
+    """The document does not stay `processing` forever: it fails, saying why, and
+    cannot be attached; the job has no webhook to send."""
     app = make_app(SLUICE_DOCUMENT_INLINE_BYTES=500)  # no worker: the job stays queued
     client = app.test_client()
     body = upload(client, "handbook.md", (FIXTURES / "handbook.md").read_bytes()).get_json()
@@ -303,6 +305,11 @@ def test_a_document_job_cancelled_while_queued_has_no_webhook_to_send(make_app):
     job = client.get(f"/api/v1/jobs/{job_id}").get_json()["job"]
     assert job["status"] == "cancelled"
     assert job["webhook"]["status"] == "none" and job["webhook"]["deliveries"] == []
+    document = client.get(f"/api/v1/documents/{body['document']['id']}").get_json()["document"]
+    assert (document["status"], document["error"]) == (
+        "failed", "Indexing was cancelled before it began; upload the file again.")
+    attach = client.post("/api/v1/threads", json={"documents": [document["id"]]})
+    assert attach.status_code == 400
 
 
 def test_a_large_document_is_indexed_by_a_job(make_app):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from ..auth import Identity
 from ..errors import ApiError
 from ..web.params import one_of
+from ..storage.documents import Document
 from ..storage.models import utcnow
 from ..storage.work import Job, OperationRun, WebhookAttempt
 from ..streaming.resume import stop_stream
@@ -17,6 +18,7 @@ from .runner import JobRunner
 JOB_STATUSES = ("queued", "running", "complete", "failed", "cancelled")
 CANCELLED = {"code": "cancelled", "retryable": False,
              "message": "The job was cancelled before it started."}
+INDEXING_CANCELLED = "Indexing was cancelled before it began; upload the file again."
 
 
 def get_job(session: Session, user: Identity, job_id: str) -> Job:
@@ -49,18 +51,30 @@ def cancel_job(session: Session, runner: JobRunner, user: Identity, job_id: str)
     cancelled wherever it runs; an ended one is left as it is."""
     job = get_job(session, user, job_id)
     if job.status == "queued":
-        if runner.end(job.id, "cancelled", None, CANCELLED, from_status=("queued",)) \
-                and job.operation_run_id:
-            session.execute(update(OperationRun)
-                            .where(OperationRun.id == job.operation_run_id,
-                                   OperationRun.status == "queued")
-                            .values(status="cancelled", finish_reason="cancelled",
-                                    updated_at=utcnow()))
-            session.commit()
+        if runner.end(job.id, "cancelled", None, CANCELLED, from_status=("queued",)):
+            _end_what_it_would_have_made(session, job)
     elif job.status == "running":
         stop_stream(runner.core, job.stream_id, "streaming")
     session.expire_all()
     return get_job(session, user, job_id)
+
+
+def _end_what_it_would_have_made(session: Session, job: Job) -> None:
+    """A queued job cancelled: its operation run ends `cancelled`, and its document
+    `failed` (never indexed, its upload dropped), instead of staying queued or
+    processing forever."""
+    if job.operation_run_id:
+        session.execute(update(OperationRun)
+                        .where(OperationRun.id == job.operation_run_id,
+                               OperationRun.status == "queued")
+                        .values(status="cancelled", finish_reason="cancelled",
+                                updated_at=utcnow()))
+    elif job.kind == "document":
+        session.execute(update(Document)
+                        .where(Document.id == job.options.get("document_id"),
+                               Document.status == "processing")
+                        .values(status="failed", upload=None, error=INDEXING_CANCELLED))
+    session.commit()
 
 
 def redeliver(session: Session, runner: JobRunner, user: Identity, job_id: str) -> Job:
