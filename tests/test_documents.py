@@ -224,6 +224,32 @@ def test_users_never_see_each_others_documents(make_app):
     assert client.get(path, headers=alice).status_code == 200
 
 
+def test_one_users_ranking_does_not_move_with_anothers_documents(make_app):
+    """Scores come from the searching user's own chunks: another user's files full of
+    the same word change nothing (with FTS5's index-wide bm25, Bob's chunk fell to a
+    score of 0.0, which told him Alice's files held the word)."""
+    app = make_app(SLUICE_AUTH="on")
+    client = app.test_client()
+    alice, bob = _account(app, "alice"), _account(app, "bob")
+    for name, words in (("okapi.md", "The okapi lives in the Ituri forest."),
+                        ("zebra.md", "The zebra lives on the plains; an okapi is no zebra.")):
+        assert upload(client, name, words.encode(), headers=bob).status_code == 201
+    with database(app).transaction() as session:
+        bob_id = session.execute(sqlalchemy.text(
+            "SELECT id FROM users WHERE name = 'bob'")).scalar_one()
+
+    def ranked() -> list[tuple[str, float]]:
+        with database(app).transaction() as session:
+            return [(s.filename, s.to_event()["score"])
+                    for s in search(session, bob_id, "where does the okapi live", None)]
+    before = ranked()
+    assert [name for name, _ in before] == ["okapi.md", "zebra.md"]
+    assert all(score > 0 for _, score in before)
+    for n in range(8):
+        upload(client, f"notes-{n}.md", b"okapi okapi okapi lives " * 20, headers=alice)
+    assert ranked() == before
+
+
 def test_delete_removes_chunks_and_index_rows(app, client, backend):
     document = upload_fixture(client, "handbook.md")
     assert client.delete(f"/api/v1/documents/{document['id']}").status_code == 204

@@ -1,11 +1,11 @@
 """Finding the chunks of a user's documents that answer a question, and putting them
 into a prompt with numbered citations.
 
-Full-text search, ranked: BM25 over SQLite's FTS5 table, `ts_rank_cd` over
-PostgreSQL's `tsvector` column (both built by migration 0008). A question is
-reduced to its words, each quoted, joined with OR: no operator or syntax of the
-user's ever reaches the search engine, and a question of only punctuation or
-common words finds nothing rather than failing.
+Full-text search, ranked: BM25 over SQLite's FTS5 table, computed from the user's
+own chunks (user_bm25.py), `ts_rank_cd` over PostgreSQL's `tsvector` column (both
+indexes built by migration 0008). A question is reduced to its words, each quoted:
+no operator or syntax of the user's ever reaches the search engine, and a question
+of only punctuation or common words finds nothing rather than failing.
 
 With an embedding model (SLUICE_EMBEDDING_MODEL) the question is embedded too, the
 chunks are also ranked by cosine similarity (vectors.py), and the two rankings are
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from ..providers.embeddings import Embedder
 from ..providers.errors import ProviderError
+from .user_bm25 import user_bm25
 from .vectors import fuse, nearest_chunks
 
 logger = logging.getLogger(__name__)
@@ -39,15 +40,6 @@ STOP_WORDS = frozenset("""a an and are as at be by can do does did for from has 
 in is it its me my of on or our so that the their there these this to was were what when
 where which who whom why will with you your""".split())
 
-_SQLITE = """
-SELECT c.id, c.document_id, d.filename, c.position, c.text, -bm25(document_chunks_fts) AS score
-FROM document_chunks_fts
-JOIN document_chunks AS c ON c.id = document_chunks_fts.rowid
-JOIN documents AS d ON d.id = c.document_id
-WHERE document_chunks_fts MATCH :query AND d.user_id = :user_id AND d.status = 'ready'
-  {only}
-ORDER BY bm25(document_chunks_fts) LIMIT :limit
-"""
 _POSTGRES = """
 SELECT c.id, c.document_id, d.filename, c.position, c.text,
        ts_rank_cd(c.search_vector, q.query) AS score
@@ -114,12 +106,12 @@ def search(db: Session, user_id: str, query: str, document_ids: Sequence[str] | 
 def _full_text(db: Session, user_id: str, terms: Sequence[str],
                document_ids: Sequence[str] | None, limit: int) -> list[Any]:
     """The full-text search's best `limit` rows, best first."""
-    postgres = db.get_bind().dialect.name == "postgresql"
-    # Each term quoted (FTS5) or a plain word (websearch syntax): never user syntax.
-    match = " or ".join(terms) if postgres else " OR ".join(f'"{t}"' for t in terms)
+    if db.get_bind().dialect.name != "postgresql":
+        return list(user_bm25(db, user_id, terms, document_ids, limit))
+    # Each term a plain word of websearch syntax: never the user's syntax.
     only = "AND d.id IN :document_ids" if document_ids is not None else ""
-    statement = text((_POSTGRES if postgres else _SQLITE).format(only=only))
-    params: dict[str, Any] = {"query": match, "user_id": user_id, "limit": limit}
+    statement = text(_POSTGRES.format(only=only))
+    params: dict[str, Any] = {"query": " or ".join(terms), "user_id": user_id, "limit": limit}
     if document_ids is not None:
         statement = statement.bindparams(bindparam("document_ids", expanding=True))
         params["document_ids"] = list(document_ids)
