@@ -182,16 +182,39 @@ def test_a_500_message_thread_keeps_working(app, fake_openai):
     assert len(listed["messages"]) == 502
 
 
-def test_the_providers_count_corrects_ours(app, fake_openai):
+def test_the_providers_count_corrects_ours_but_never_below_the_plain_count(app, fake_openai):
     from services.context import context
+    from services.context.tokens import scale
 
     from .fake_upstream import Reply, fixture
     client, alice = app.test_client(), user(app, "alice")
     fake_openai.script("ctx-small", Reply(fixture("openai/text_with_usage.sse")))
     calibration = context(app).calibration
-    assert calibration.ratio("openai/ctx-small") == 1.0
-    send(client, alice, new_thread(client, alice), "hi " * 200)  # reported: 19 tokens
-    assert calibration.ratio("openai/ctx-small") < 1.0
+    assert scale("openai/ctx-small", calibration) == 1.0
+    send(client, alice, new_thread(client, alice), "hi")  # reported: 19, more than ours
+    raised = scale("openai/ctx-small", calibration)
+    assert raised > 1.0
+    for _ in range(5):  # reported: 19, far fewer than ours
+        send(client, alice, new_thread(client, alice), "hi " * 200)
+    assert calibration.ratio("openai/ctx-small") < raised
+    assert scale("openai/ctx-small", calibration) == 1.0
+
+
+def test_a_message_too_long_stays_too_long_however_the_model_reports_usage(make_app):
+    """The demo model reports words and leaves the system prompt out: five answers used
+    to loosen its budget until a message refused before was sent (9,064 input tokens to
+    a 7,168-token budget)."""
+    client = make_app().test_client()
+    too_long = "word " * 7500  # 7,500 cl100k tokens; the demo model's budget is 7,168
+    thread_id = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
+    first = client.post(f"/api/v1/threads/{thread_id}/messages", json={"content": too_long})
+    assert first.status_code == 400 and first.get_json()["error"]["code"] == "context_too_long"
+    for _ in range(5):
+        thread = client.post("/api/v1/threads", json={}).get_json()["thread"]["id"]
+        assert client.post(f"/api/v1/threads/{thread}/messages",
+                           json={"content": "Tell me about rivers."}).status_code == 200
+    again = client.post(f"/api/v1/threads/{thread_id}/messages", json={"content": too_long})
+    assert again.status_code == 400 and again.get_json()["error"]["code"] == "context_too_long"
 
 
 def test_facts_are_extracted_after_an_answer_only_when_turned_on(make_app, fake_openai,

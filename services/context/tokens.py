@@ -115,8 +115,14 @@ class Calibration:
 
 
 def scale(model_id: str, calibration: Calibration | None) -> float:
-    """The factor from cl100k tokens to this model's tokens, as far as we know it."""
-    return family_factor(model_id) * (calibration.ratio(model_id) if calibration else 1.0)
+    """The factor from cl100k tokens to this model's tokens, as far as we know it.
+
+    The providers' reports may raise it (up to the calibration's bound) but lower it
+    only as far as the plain cl100k count: a report that leaves part of the prompt
+    out (the demo model counts words; some servers skip the system prompt) must not
+    let a request past the real window."""
+    return max(1.0, family_factor(model_id) * (calibration.ratio(model_id) if calibration
+                                               else 1.0))
 
 
 def count_text(text: str, model_id: str) -> int:
