@@ -90,6 +90,21 @@ def test_resume_from_the_middle_continues_exactly(live_server, how):
     assert text_of(first + rest) == stored["content"] == full_demo_answer("resume me")
 
 
+def test_resuming_a_running_stream_from_an_id_it_has_not_reached_sends_it_all(live_server):
+    """An id past a running stream's last event is not this stream's numbering (one
+    from a replay, or from another stream): the client gets the whole stream from its
+    `start`, to the `done`, instead of pings and then a close with no `done`."""
+    thread_id = live_server.new_thread()
+    response = live_server.open_stream(thread_id, "far ahead")
+    first = read_until(read_stream(response), lambda e: e.id == 5)
+    response.close()
+    resumed = list(read_stream(live_server.resume(first[0].data["stream_id"], 9999)))
+    assert [e.id for e in resumed] == list(range(1, len(resumed) + 1))
+    assert resumed[0].event == "start" and resumed[-1].event == "done"
+    assert_well_formed(resumed)
+    assert text_of(resumed) == live_server.messages(thread_id)[-1]["content"]
+
+
 def test_a_finished_stream_replays_in_full_and_ends(live_server):
     thread_id = live_server.new_thread()
     original = list(read_stream(live_server.open_stream(thread_id, "replay")))

@@ -73,6 +73,10 @@ def log_frames(core: Streaming, stream_id: str, after: int) -> Iterator[bytes] |
         raise UnknownStream(stream_id)
     if core.log.closed(stream_id) and not core.log.read(stream_id, after, 0).events:
         return None
+    if after > 0 and not core.log.read(stream_id, after - 1, 0).events:
+        # An id this running stream has not reached: not its numbering (a replay from
+        # storage, another stream). All of it is sent; its `start` says to begin again.
+        after = 0
     return follow(core.log, stream_id, after, core.ping_seconds)
 
 
