@@ -29,7 +29,7 @@ from .providers import ChatRequest, Embedder, ProviderRegistry, ResolvedModel, T
 from .providers.catalog import AnswerLimits
 from .storage import Message, Thread
 from .storage.models import new_id, utcnow
-from .tools import Toolbox, parse_tool_results, parse_tools
+from .tools import Toolbox, check_function_names, parse_tool_results, parse_tools
 from .streaming import RunSpec, ServerTools, StreamRun, Streaming, to_client
 from .streaming.leases import lease_until
 from .streaming.records import AnswerRow
@@ -50,10 +50,16 @@ class ReplyInput:
     tools: tuple[ToolSpec, ...]  # the caller's functions
     server_tools: tuple[str, ...]  # tools Sluice runs, by name
     tool_results: Any  # raw; checked against the thread's pending calls
-    limits: AnswerLimits = AnswerLimits()  # set once the model is known (with_limits)
+    limits: AnswerLimits = AnswerLimits()  # set once the models are known (for_models)
 
-    def with_limits(self, body: dict[str, Any], model: ResolvedModel) -> ReplyInput:
-        return replace(self, limits=answer_limits(body, model))
+    def for_models(self, body: dict[str, Any],
+                   candidates: Sequence[ResolvedModel]) -> ReplyInput:
+        """The reply with the first model's limits; a 400 if a function of the caller's
+        is named like a server tool one of the models is offered by the models file
+        (Sluice would run its own instead), as when the request names both."""
+        offered = {name for model in candidates for name in model.settings.tools}
+        check_function_names(self.tools, offered)
+        return replace(self, limits=answer_limits(body, candidates[0]))
 
 
 def parse_reply(body: dict[str, Any], toolbox: Toolbox) -> ReplyInput:
@@ -221,7 +227,7 @@ def start_reply(session: Session, providers: ProviderRegistry, core: Streaming, 
     thread = _thread_for_reply(connection, user, thread_id)
     candidates = model_chain(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
-    reply = reply.with_limits(body, candidates[0])
+    reply = reply.for_models(body, candidates)
     _check_idle(core, thread_id)
     summary = latest_summary(connection, thread_id)
     earlier = _earlier(connection, thread_id, summary=summary)
@@ -252,7 +258,7 @@ def store_request(session: Session, providers: ProviderRegistry, toolbox: Toolbo
     thread = _thread_for_reply(connection, user, thread_id)
     candidates = model_chain(providers, reply.model or thread.model or providers.default_model)
     user.check_model(candidates[0].id)
-    reply.with_limits(body, candidates[0])  # checked now: a job cannot fail on it later
+    reply.for_models(body, candidates)  # checked now: a job cannot fail on it later
     claim_thread(connection, thread_id, _thread_changes(thread, reply, utcnow()))
     rows = _request_rows(reply, _earlier(connection, thread_id), thread_id)
     connection.execute(insert(_MESSAGES), rows)
@@ -277,7 +283,7 @@ def answer_request(session: Session, providers: ProviderRegistry, core: Streamin
     tools, server_tools = parse_tools(options.get("tools"), core.tools.registry)
     content = request_message.content if request_message.role == "user" else None
     reply = ReplyInput(content=content, model=None, tools=tools, server_tools=server_tools,
-                       tool_results=None).with_limits(options, candidates[0])
+                       tool_results=None).for_models(options, candidates)
     summary = latest_summary(connection, thread_id)
     if summary is not None and summary.upto_position >= request_message.position:
         summary = None  # written after this request: its history is the whole thread's

@@ -345,6 +345,22 @@ def test_server_and_caller_tools_mixed_end_the_turn_for_the_caller(client, fake_
         "lookup: a is fine", "get_weather: -3°C"]
 
 
+def test_a_function_named_like_a_server_tool_the_model_is_offered_is_refused(client):
+    """The demo model is offered `calculator` by the models file: a caller's function of
+    that name would never reach the caller (Sluice would run its own), so it is a 400,
+    as it is when the request names both; nothing is stored."""
+    thread_id = new_thread(client)
+    clash = {"type": "function", "function": {"name": "calculator"}}
+    for body in ({"content": "6*7?", "tools": [clash]},
+                 {"content": "6*7?", "tools": ["calculator", clash]}):
+        response = client.post(f"/api/v1/threads/{thread_id}/messages", json=body)
+        assert response.status_code == 400
+        assert response.get_json()["error"]["code"] == "invalid_tools"
+        error = response.get_json()["error"]
+        assert "'calculator' has the name of a server tool" in error["message"]
+    assert messages(client, thread_id) == []
+
+
 def test_the_demo_model_uses_tools_with_no_key(client):
     thread_id = new_thread(client)
     events = stream(client, thread_id, content="What time is it, and what is 6*7?")

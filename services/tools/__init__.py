@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from .. import providers
 from ..config import ConfigError
 
-from .caller import parse_tool_results, parse_tools
+from .caller import check_function_names, parse_tool_results, parse_tools
 from .registry import (ServerTool, ToolContext, ToolError, ToolRegistry, load_tools,
                        server_tool)
 from .runner import ToolResult, run_calls
@@ -17,7 +17,7 @@ from .runner import ToolResult, run_calls
 EXTENSION = "sluice.tools"
 
 __all__ = ["ServerTool", "ToolContext", "ToolError", "ToolRegistry", "ToolResult", "init_app",
-           "load_tools", "parse_tool_results", "parse_tools", "run_calls",
+           "check_function_names", "load_tools", "parse_tool_results", "parse_tools", "run_calls",
            "server_tool", "Toolbox", "toolbox"]
 
 

@@ -3,7 +3,7 @@ runs, and the caller's results for the calls the model made. Parsed and checked 
 anything is stored."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ..errors import ApiError
@@ -44,12 +44,19 @@ def parse_tools(raw: Any, registry: ToolRegistry) -> tuple[tuple[ToolSpec, ...],
             specs.append(_function_spec(item))
         else:
             raise _bad("Each tool must be a server tool's name or a function definition object.")
+    check_function_names(specs, server_names)
     names = [spec.name for spec in specs] + server_names
     if len(set(names)) != len(names):
-        taken = sorted({spec.name for spec in specs} & set(server_names))
-        raise _bad(f"The function {taken[0]!r} has the name of a server tool; rename it."
-                   if taken else "Two tools have the same name.")
+        raise _bad("Two tools have the same name.")
     return tuple(specs), tuple(server_names)
+
+
+def check_function_names(specs: Sequence[ToolSpec], server_names: Collection[str]) -> None:
+    """A 400 if one of the caller's functions has the name of a server tool offered
+    with it: a call of that name would be Sluice's to run."""
+    taken = sorted({spec.name for spec in specs} & set(server_names))
+    if taken:
+        raise _bad(f"The function {taken[0]!r} has the name of a server tool; rename it.")
 
 
 def _server_tool_name(name: str, registry: ToolRegistry) -> str:
