@@ -361,6 +361,17 @@ def test_a_function_named_like_a_server_tool_the_model_is_offered_is_refused(cli
     assert messages(client, thread_id) == []
 
 
+def test_the_demo_model_stops_at_max_tokens_like_a_real_one(client):
+    thread_id = new_thread(client)
+    events = stream(client, thread_id, content="Tell me about rivers.",
+                    limits={"max_tokens": 12})
+    done = events[-1].data
+    assert (done["status"], done["finish_reason"], done["limit"]) == (
+        "complete", "length", "max_tokens")
+    assert done["usage"]["output_tokens"] == 12
+    assert len([e for e in events if e.event == "delta"]) == 12
+
+
 def test_the_demo_model_uses_tools_with_no_key(client):
     thread_id = new_thread(client)
     events = stream(client, thread_id, content="What time is it, and what is 6*7?")

@@ -168,6 +168,16 @@ def _reply(request: ChatRequest) -> tuple[str, tuple[ToolCall, ...]]:
     return (_calls_preamble(calls) if calls else demo_answer(request)), calls
 
 
+def _within_max_tokens(request: ChatRequest, text: str, calls: tuple[ToolCall, ...]
+                       ) -> tuple[str, tuple[ToolCall, ...], str]:
+    """The reply as a model with the request's `max_tokens` gives it: cut there, before
+    any tool call, and finished `length` (else `tool_calls` or `stop`)."""
+    tokens = _TOKEN.findall(text)
+    if request.max_tokens is None or len(tokens) <= request.max_tokens:
+        return text, calls, "tool_calls" if calls else "stop"
+    return "".join(tokens[:request.max_tokens]), (), "length"
+
+
 class DemoProvider(Provider):
     """Streams `demo_answer` word by word at `tokens_per_second`."""
 
@@ -187,9 +197,9 @@ class DemoProvider(Provider):
                 for name in MODELS]
 
     def complete(self, request: ChatRequest) -> Completion:
-        text, calls = _reply(request)
-        return Completion(text=text, finish_reason="tool_calls" if calls else "stop",
-                          tool_calls=calls, usage=self._usage(request, text))
+        text, calls, finish = _within_max_tokens(request, *_reply(request))
+        return Completion(text=text, finish_reason=finish, tool_calls=calls,
+                          usage=self._usage(request, text))
 
     def stream(self, request: ChatRequest) -> ProviderStream:
         self.check_model(request.model)
@@ -197,7 +207,7 @@ class DemoProvider(Provider):
         return ProviderStream(self._events(request, stop), stop.set)
 
     def _events(self, request: ChatRequest, stop: threading.Event) -> Iterator[ProviderEvent]:
-        text, calls = _reply(request)
+        text, calls, finish = _within_max_tokens(request, *_reply(request))
         for token in _TOKEN.findall(text):
             # Waiting on the event instead of sleeping makes close() take effect at once.
             if stop.wait(self.delay):
@@ -205,7 +215,7 @@ class DemoProvider(Provider):
             yield TextDelta(token)
         yield from calls
         yield self._usage(request, text)
-        yield Finish("tool_calls" if calls else "stop")
+        yield Finish(finish)
 
     @staticmethod
     def _usage(request: ChatRequest, answer: str) -> Usage:
