@@ -124,7 +124,9 @@ class ToolRounds:
         results = run_calls(self.spec.tools.registry.only(self.offered(model)),
                             [ToolCall(c["id"], c["name"], c["arguments"]) for c in server],
                             self._context(), lambda result: emit("tool_result", result.payload()))
-        if results is None:  # halted: the results are discarded
+        if self.halt.is_set():  # stopped: the results that ended (and were sent) are kept
+            if results:
+                self._store(results)
             return AfterRound()
         self.calls_run += len(server)
         self._add_turns(server, results)

@@ -66,9 +66,10 @@ class _Run:
 
 
 def run_calls(registry: ToolRegistry, calls: Sequence[ToolCall], context: ToolContext,
-              on_result: Callable[[ToolResult], None]) -> list[ToolResult] | None:
+              on_result: Callable[[ToolResult], None]) -> list[ToolResult]:
     """Run `calls` concurrently; `on_result` hears of each as it ends, in this thread.
-    The results in the calls' order, or None once `context.cancelled` is set."""
+    The results in the calls' order; once `context.cancelled` is set, those that had
+    ended (each running tool is told, and its result is dropped)."""
     results: list[ToolResult | None] = [None] * len(calls)
     finished: queue.Queue[tuple[int, ToolResult]] = queue.Queue()
     running: dict[int, _Run] = {}
@@ -86,7 +87,7 @@ def run_calls(registry: ToolRegistry, calls: Sequence[ToolCall], context: ToolCo
         if context.cancelled.is_set():
             for run in running.values():
                 run.context.cancelled.set()
-            return None
+            break
         for index, result in _collect(finished, running):
             if results[index] is None:  # a call that timed out may still answer: too late
                 results[index] = result
