@@ -59,9 +59,12 @@ EDITABLE = ("title", "model", "system", "documents")
 def update_thread(session: Session, providers: ProviderRegistry, user: Identity,
                   thread_id: str, body: dict[str, Any]) -> Thread:
     """Change the fields the body names: `title` (never empty), `model` and `system` (null
-    clears them), `documents` (the attached documents, [] for none)."""
+    clears them), `documents` (the attached documents; [] or null for none)."""
     thread = get_thread(session, user, thread_id)
-    if "title" in body or not any(name in body for name in EDITABLE):
+    if not any(name in body for name in EDITABLE):
+        raise ApiError(400, "invalid_field", "Send at least one of "
+                       + ", ".join(f"'{name}'" for name in EDITABLE) + " to change.")
+    if "title" in body:
         title = optional_text(body, "title", 200)
         if title is None or not title.strip():
             raise ApiError(400, "invalid_field", "'title' must be a non-empty string.")

@@ -229,6 +229,11 @@ def test_renaming_a_thread(client):
                  "invalid_field")
     assert_error(client.patch("/api/v1/threads/thr_missing", json={"title": "x"}), 404,
                  "thread_not_found")
+    for nothing in ({}, {"unknown": 1}):  # says what may be sent, not that a title is wrong
+        refused = client.patch(f"/api/v1/threads/{thread_id}", json=nothing)
+        assert_error(refused, 400, "invalid_field")
+        assert refused.get_json()["error"]["message"] == (
+            "Send at least one of 'title', 'model', 'system', 'documents' to change.")
     assert client.get(f"/api/v1/threads/{thread_id}").get_json()["thread"]["title"] == "New name"
 
 

@@ -191,6 +191,8 @@ def test_a_thread_attaches_documents_and_search_keeps_to_them(app, client):
     renamed = client.patch(f"/api/v1/threads/{thread_id}", json={"title": " New "})
     assert renamed.get_json()["thread"]["title"] == "New"
     assert client.patch(f"/api/v1/threads/{thread_id}", json={}).status_code == 400
+    cleared = client.patch(f"/api/v1/threads/{thread_id}", json={"documents": None})
+    assert cleared.status_code == 200 and cleared.get_json()["thread"]["documents"] == []
     missing = client.post("/api/v1/threads", json={"documents": ["doc_nobody"]})
     assert missing.status_code == 404
     assert missing.get_json()["error"]["code"] == "document_not_found"

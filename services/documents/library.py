@@ -114,10 +114,13 @@ def _document_job(user: Identity, document_id: str) -> Job:
 
 
 def parse_document_ids(body: dict[str, Any]) -> list[str] | None:
-    """The body's `documents`: a list of ids, or None when absent."""
-    value = body.get("documents")
-    if value is None:
+    """The body's `documents`: a list of ids ([] for null, as for `model` and
+    `system`, null clears), or None when absent."""
+    if "documents" not in body:
         return None
+    value = body["documents"]
+    if value is None:
+        return []
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) \
             or len(value) > MAX_ATTACHED:
         raise ApiError(400, "invalid_field", "'documents' must be a list of at most "
