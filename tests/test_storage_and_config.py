@@ -88,3 +88,19 @@ def test_resume_after_the_event_log_expired_replays_the_stored_message(make_app)
     lost = client.get(f"/api/v1/streams/{answer['stream_id']}/events",
                       headers={"Last-Event-ID": "120"})
     assert [e.event for e in read_test_response(lost)] == ["start", "delta", "done"]
+
+
+def test_an_operations_stream_replays_from_storage_after_its_events_expired(make_app):
+    app = make_app(SLUICE_EVENT_TTL_SECONDS=1)
+    client = app.test_client()
+    live = read_test_response(client.post("/api/v1/operations/summarize/stream",
+                                          json={"input": {"text": "Rivers run to the sea."}}))
+    stream_id = live[0].data["stream_id"]
+    time.sleep(1.5)
+    assert not streaming(app).log.has(stream_id)
+    replayed = read_test_response(client.get(f"/api/v1/streams/{stream_id}/events"))
+    assert [e.event for e in replayed] == ["start", "delta", "done"]
+    assert replayed[1].data["content"] == "".join(
+        e.data["content"] for e in live if e.event == "delta")
+    assert replayed[-1].data["result"] == live[-1].data["result"]
+    assert replayed[0].data["run_id"] == live[0].data["run_id"]

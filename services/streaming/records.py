@@ -105,7 +105,9 @@ def answer_view(row: Message | OperationRun) -> dict[str, Any]:
     """A stored answer as the stream replay needs it, whichever table it is in."""
     if isinstance(row, Message):
         return {**row.to_dict(), "message_id": row.id, "run_id": None}
-    return {**row.to_dict(), "thread_id": None, "message_id": None, "run_id": row.id}
+    # The streamed text, as a message's `content` is (`raw` may be a repair's, not sent).
+    return {**row.to_dict(), "content": row.content, "reasoning": row.reasoning,
+            "thread_id": None, "message_id": None, "run_id": row.id}
 
 
 def stored_answer(session: Session, stream_id: str, user_id: str | None = None,
