@@ -83,9 +83,12 @@ def _answer_turns(content: str, calls: Sequence[dict[str, Any]],
 
 def pending_tool_calls(messages: Sequence[Any]) -> list[dict[str, Any]]:
     """The calls of the thread's last answer that wait for the caller's results: it
-    ended asking for tools, and they are the caller's own and still unanswered."""
+    ended asking for tools, they are the caller's own and still unanswered, and no
+    message came after it (a job's, stored while the caller ran the tools, moves the
+    conversation on: its results would no longer follow their calls)."""
     answers = [index for index, m in enumerate(messages) if m.role == "assistant"]
-    if not answers or messages[answers[-1]].finish_reason != "tool_calls":
+    if not answers or messages[answers[-1]].finish_reason != "tool_calls" \
+            or any(m.role == "user" for m in messages[answers[-1] + 1:]):
         return []
     last = messages[answers[-1]]
     answered = _results_after(messages, answers[-1])

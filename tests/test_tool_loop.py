@@ -323,6 +323,27 @@ def read_test_response_lazily(frames):
         yield Received(int(event.id), event.event, event.json())
 
 
+def test_a_message_sent_meanwhile_ends_the_wait_for_the_callers_results(make_app, fake_openai):
+    """The answer asked the caller to run a tool; before the results came, a message was
+    sent as a job (stored, not yet answered). The results would no longer follow their
+    call, and no model would be sent them: they are refused as after any message."""
+    client = make_app(SLUICE_WEBHOOK_ALLOW_PRIVATE="on").test_client()  # no job worker
+    model = "loop-overtaken"
+    fake_openai.script(model, openai_calls(("get_weather", '{"city": "Oslo"}')))
+    thread_id = new_thread(client)
+    events = stream(client, thread_id, content="Weather?", model=f"openai/{model}",
+                    tools=[CALLER_TOOL])
+    [call] = [e.data for e in events if e.event == "tool_call"]
+    queued = client.post(f"/api/v1/threads/{thread_id}/messages",
+                         json={"content": "Never mind.", "callback_url": "http://127.0.0.1:9/"})
+    assert queued.status_code == 202
+    late = client.post(f"/api/v1/threads/{thread_id}/messages", json={
+        "tool_results": [{"tool_call_id": call["id"], "content": "-3°C"}],
+        "tools": [CALLER_TOOL]})
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "no_pending_tool_calls"
+    assert [m["role"] for m in messages(client, thread_id)] == ["user", "assistant", "user"]
+
+
 def test_server_and_caller_tools_mixed_end_the_turn_for_the_caller(client, fake_openai):
     model = "loop-mixed"
     fake_openai.script(model, openai_calls(lookup("a"), ("get_weather", '{"city": "Oslo"}')),
