@@ -252,6 +252,22 @@ def test_one_users_ranking_does_not_move_with_anothers_documents(make_app):
     assert ranked() == before
 
 
+def test_the_best_chunk_is_found_when_a_word_is_in_more_chunks_than_are_scored(
+        app, client, monkeypatch):
+    """Past the chunks scored per word, the ones where the word weighs most are scored
+    (not the oldest), and its rarity is counted over all of the user's chunks."""
+    monkeypatch.setattr("services.documents.user_bm25.MAX_MATCHES_PER_TERM", 5)
+    filler = "\n\n".join(f"Note {n}: a manatee was seen near the harbour wall; " + "x " * 300
+                          for n in range(12))
+    assert upload(client, "filler.md", filler.encode()).status_code == 201
+    best = upload(client, "best.md", b"Manatee facts: the manatee grazes on seagrass.")
+    assert best.status_code == 201
+    with database(app).transaction() as session:
+        found = search(session, "usr_local", "manatee", None, limit=3)
+    assert found[0].filename == "best.md"
+    assert found[0].score > 0
+
+
 def test_delete_removes_chunks_and_index_rows(app, client, backend):
     document = upload_fixture(client, "handbook.md")
     assert client.delete(f"/api/v1/documents/{document['id']}").status_code == 204

@@ -8,8 +8,10 @@ both spoils the ranking and tells one user something about another's files.
 Here FTS5 only finds and marks the matches. For each word of the question one query
 lists the user's matching chunks (in scope) with the word's occurrences marked by
 `highlight()`; the rarity of the word, the length of a chunk and the average length
-all come from the user's own chunks, and BM25 is computed from those. (PostgreSQL's
-`ts_rank_cd` looks at one chunk at a time: it needs none of this.)
+all come from the user's own chunks, and BM25 is computed from those. A word in more
+of the user's chunks than MAX_MATCHES_PER_TERM has those where it weighs most scored
+(FTS5's order for the one word), and its rarity counted over all of them.
+(PostgreSQL's `ts_rank_cd` looks at one chunk at a time: it needs none of this.)
 """
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ from sqlalchemy.orm import Session
 
 K1, B = 1.2, 0.75  # FTS5's own constants
 MARK = "\x01"  # put before each occurrence of the word by highlight()
-# At most this many chunks per word are read, oldest first: a word found in more of one
-# user's chunks than this tells them apart too little for the rest to matter.
-MAX_MATCHES_PER_TERM = 5000
+# At most this many chunks per word are read and scored: those where the word weighs
+# most (FTS5's order for a one-word query: its occurrences against the chunk's length).
+# How many of the user's chunks hold it is counted in full.
+MAX_MATCHES_PER_TERM = 2000
 
 _SCOPE = "d.user_id = :user_id AND d.status = 'ready' {only}"
 _SIZE = f"""
@@ -40,7 +43,13 @@ FROM document_chunks_fts
 JOIN document_chunks AS c ON c.id = document_chunks_fts.rowid
 JOIN documents AS d ON d.id = c.document_id
 WHERE document_chunks_fts MATCH :term AND {_SCOPE}
-ORDER BY c.id LIMIT {MAX_MATCHES_PER_TERM}
+ORDER BY bm25(document_chunks_fts), c.id LIMIT :most
+"""
+_FOUND_IN = f"""
+SELECT count(*) FROM document_chunks_fts
+JOIN document_chunks AS c ON c.id = document_chunks_fts.rowid
+JOIN documents AS d ON d.id = c.document_id
+WHERE document_chunks_fts MATCH :term AND {_SCOPE}
 """
 
 
@@ -67,9 +76,11 @@ def user_bm25(db: Session, user_id: str, terms: Sequence[str],
     counts: dict[int, dict[str, int]] = {}
     found_in: dict[str, int] = {}
     for term in terms:
-        rows = db.execute(_statement(_MATCHES, document_ids),
-                          {**_params(user_id, document_ids), "term": f'"{term}"'}).all()
-        found_in[term] = len(rows)
+        params = {**_params(user_id, document_ids), "term": f'"{term}"',
+                  "most": MAX_MATCHES_PER_TERM}
+        rows = db.execute(_statement(_MATCHES, document_ids), params).all()
+        found_in[term] = len(rows) if len(rows) < MAX_MATCHES_PER_TERM else \
+            db.execute(_statement(_FOUND_IN, document_ids), params).scalar_one()
         for row in rows:
             chunks[row.id] = row
             counts.setdefault(row.id, {})[term] = \
