@@ -401,6 +401,19 @@ def test_an_unknown_server_tool_is_refused_listing_those_there_are():
     assert "'weather'" in refused.value.message and ", ".join(BUILTINS) in refused.value.message
 
 
+@pytest.mark.parametrize(("parameters", "error"), [
+    ({"type": "string"}, 'must be a JSON Schema with "type": "object"'),
+    ({"properties": {"a": {"type": "string"}}}, 'must be a JSON Schema with "type": "object"'),
+    ({"type": "object", "properties": {"a": {"type": "bogus"}}}, "not a valid JSON Schema"),
+    ({"type": "object", "required": "a"}, "not a valid JSON Schema"),
+])
+def test_a_function_schema_a_provider_would_refuse_is_a_400(parameters, error):
+    function = {"type": "function", "function": {"name": "f", "parameters": parameters}}
+    with pytest.raises(ApiError, match=error) as refused:
+        parse_tools([function], load_tools(()))
+    assert (refused.value.status, refused.value.code) == (400, "invalid_tools")
+
+
 def test_a_function_may_not_take_a_requested_server_tools_name():
     clash = {"type": "function", "function": {"name": "calculator"}}
     with pytest.raises(ApiError, match="'calculator' has the name of a server tool") as refused:

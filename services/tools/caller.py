@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from ..errors import ApiError
 from ..providers import ToolSpec
 from .registry import TOOL_NAME, ToolRegistry
@@ -26,7 +29,21 @@ def _function_spec(item: dict[str, Any]) -> ToolSpec:
     parameters = function.get("parameters", {"type": "object", "properties": {}})
     if not isinstance(description, str) or not isinstance(parameters, dict):
         raise _bad(f"Tool {name!r}: 'description' must be text and 'parameters' an object.")
+    _check_parameters(name, parameters)
     return ToolSpec(name=name, description=description, parameters=parameters)
+
+
+def _check_parameters(name: str, parameters: dict[str, Any]) -> None:
+    """A 400 for a schema the providers would refuse after the stream began: every one
+    takes only an object's schema, and a valid one."""
+    if parameters.get("type") != "object":
+        raise _bad(f"Tool {name!r}: 'parameters' must be a JSON Schema with \"type\": "
+                   "\"object\" (the arguments are always an object).")
+    try:
+        Draft202012Validator.check_schema(parameters)
+    except SchemaError as exc:
+        raise _bad(f"Tool {name!r}: 'parameters' is not a valid JSON Schema: "
+                   f"{exc.message[:200]}.") from None
 
 
 def parse_tools(raw: Any, registry: ToolRegistry) -> tuple[tuple[ToolSpec, ...], tuple[str, ...]]:
