@@ -132,6 +132,18 @@ def test_other_text_is_read_as_windows_1252_and_binary_data_is_refused(app, clie
     assert sorted(d["filename"] for d in listed) == ["build.txt", "menu.txt"]
 
 
+def test_html_blocks_and_table_cells_part_words(app, client):
+    """Words on either side of a block or between cells stay words: a table written
+    without whitespace is still searchable word by word."""
+    page = (b"<span>alpha</span><p>bravo</p>hotel<div>india</div>"
+            b"<table><tr><td>charlie</td><td>delta</td></tr></table>a<b>b</b>c")
+    document = upload(client, "page.html", page).get_json()["document"]
+    assert chunks_of(app, document["id"]) == ["alpha\n\nbravo\n\nhotel\n\nindia\n\n"
+                                              "charlie delta\n\nabc"]
+    with database(app).transaction() as session:
+        assert [s.filename for s in search(session, "usr_local", "delta", None)] == ["page.html"]
+
+
 def test_a_pdf_is_read(app, client):
     response = upload(client, "guide.pdf", pdf_bytes("The vault code is 4711.", "Page two."))
     assert response.status_code == 201, response.get_json()

@@ -44,6 +44,9 @@ EXTENSIONS = {".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown
 ALIASES = {"text/x-markdown": "text/markdown", "application/xhtml+xml": "text/html"}
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _DROPPED_HTML = ("script", "style", "noscript", "template", "svg", "iframe", "object")
+_HTML_BLOCKS = ["p", "div", "li", "tr", "section", "article", "header", "footer", "main",
+                "nav", "aside", "table", "ul", "ol", "dl", "dt", "dd", "blockquote", "pre",
+                "figure", "figcaption", "form", "hr", "address", "details", "summary"]
 # UTF-32's marks first: its little-endian one begins with UTF-16's.
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -132,10 +135,15 @@ def _html_text(markup: str) -> str:
         for heading in soup.find_all(f"h{level}"):
             title = " ".join(heading.get_text(" ").split())
             heading.replace_with(NavigableString(f"\n\n{'#' * level} {title}\n\n"))
-    for block in soup.find_all(["p", "div", "li", "tr", "br", "section", "article"]):
-        block.insert_after(NavigableString("\n\n" if block.name != "br" else "\n"))
-    text = soup.get_text()
-    return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]+", " ", text)).strip()
+    # A block is a paragraph of its own, on both sides; cells and breaks part words too:
+    # "<span>a</span><p>b</p>" and "<td>c</td><td>d</td>" are not the words "ab", "cd".
+    for block in soup.find_all(_HTML_BLOCKS):
+        block.insert_before(NavigableString("\n\n"))
+        block.insert_after(NavigableString("\n\n"))
+    for cell in soup.find_all(["td", "th", "br"]):
+        cell.insert_after(NavigableString("\n" if cell.name == "br" else " "))
+    text = re.sub(r" ?\n ?", "\n", re.sub(r"[ \t]+", " ", soup.get_text()))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _pdf_text(data: bytes) -> str:
