@@ -4,12 +4,14 @@ delete, hostile PDFs refused quickly, size and type limits, the large-file job."
 from __future__ import annotations
 
 import codecs
+from concurrent.futures import ThreadPoolExecutor
 import io
 import time
 import zlib
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, StreamObject
@@ -304,6 +306,42 @@ def _zip_bomb() -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def _slow_page(operators: int = 60_000) -> bytes:
+    """A small PDF whose one page is a long run of text operators: seconds of pypdf."""
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    font = DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                             NameObject("/Subtype"): NameObject("/Type1"),
+                             NameObject("/BaseFont"): NameObject("/Helvetica")})
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject(
+        {NameObject("/F1"): writer._add_object(font)})})
+    content = StreamObject()
+    content._data = zlib.compress(b"BT /F1 12 Tf 10 10 Td (x) Tj ET\n" * operators, 9)
+    content[NameObject("/Filter")] = NameObject("/FlateDecode")
+    page[NameObject("/Contents")] = writer._add_object(content)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a worker's matter, not the DB's
+def test_a_slow_pdf_does_not_stall_the_other_requests_of_its_worker(start_server):
+    """pypdf is pure Python: read on gevent's hub, one slow page held every request and
+    stream of the worker (25 s in an outside probe). It reads on a thread of its own,
+    so the worker answers meanwhile."""
+    server = start_server()  # one gevent worker
+    pdf = _slow_page()
+    with ThreadPoolExecutor(1) as pool:
+        uploading = pool.submit(requests.post, f"{server.url}/api/v1/documents",
+                                files={"file": ("slow.pdf", pdf, "application/pdf")},
+                                timeout=60)
+        time.sleep(1.0)  # well into the reading
+        assert not uploading.done(), "the PDF was read too fast to show anything"
+        assert requests.get(f"{server.url}/healthz", timeout=60).status_code == 200
+        assert not uploading.done()  # answered while the same worker was reading it
+        assert uploading.result().status_code in (201, 400)
 
 
 def _many_pages(count: int = 600) -> bytes:

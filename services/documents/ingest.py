@@ -32,12 +32,15 @@ Progress = Callable[[int, int], None]  # (chunks stored, chunks in all)
 def index_document(session: Session, document: Document, data: bytes,
                    progress: Progress | None = None, embedder: Embedder | None = None) -> None:
     """Read `data` into `document`'s chunks and mark it `ready`, or `failed` with the
-    reason a user can act on. Nothing is committed: the caller owns the transaction."""
+    reason a user can act on. Nothing is committed: the caller owns the transaction.
+    The reading (seconds, for a big PDF) comes before anything is written, so on SQLite
+    no write lock is held while it runs."""
     try:
         parsed = parse(data, document.content_type)
     except DocumentError as exc:
         document.status, document.error, document.upload = "failed", str(exc), None
         return
+    session.flush()  # a new document's row, before its chunks point at it
     chunks = chunk_text(parsed.text, parsed.headings)
     table = DocumentChunk.__table__
     for first in range(0, len(chunks), BATCH):

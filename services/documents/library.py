@@ -98,7 +98,6 @@ def upload_document(session: Session, user: Identity, upload: Upload,
         session.add(job)
         session.commit()
         return document, job
-    session.flush()
     index_document(session, document, upload.data, embedder=settings.embedder)
     if document.status == "failed":
         session.rollback()

@@ -14,14 +14,17 @@ import io
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bs4 import BeautifulSoup, NavigableString
+from gevent import Timeout, get_hub, monkey
 from pypdf import PdfReader, apply_configuration
 
 MAX_PDF_PAGES = 500
 MAX_TEXT_CHARS = 5 * 1024 * 1024
 MAX_PDF_SECONDS = 20.0
+TOO_SLOW = f"Reading the PDF took longer than {MAX_PDF_SECONDS:.0f} s."
 # One decompressed PDF stream may not exceed this (pypdf's default is 75 MB): a page's
 # text never needs more, and a zip bomb stops here instead of filling memory.
 MAX_STREAM_BYTES = 16 * 1024 * 1024
@@ -152,13 +155,30 @@ def _pdf_text(data: bytes) -> str:
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise DocumentError("The file is not a PDF (it does not begin with %PDF).")
     deadline = time.monotonic() + MAX_PDF_SECONDS
+
+    def read() -> str:
+        try:
+            with apply_configuration(**PDF_LIMITS):
+                return _read_pages(PdfReader(io.BytesIO(data), strict=False), deadline)
+        except DocumentError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - hostile input can break pypdf anywhere
+            raise DocumentError(f"The PDF could not be read: {_reason(exc)}") from exc
+    return _off_the_hub(read, MAX_PDF_SECONDS + 1)
+
+
+def _off_the_hub(read: Callable[[], str], seconds: float) -> str:
+    """`read()`, on an OS thread of gevent's pool when gevent runs this worker: pypdf is
+    pure Python, and one page can take it many seconds, which on the hub would stall
+    every request and stream of the worker; on a thread of its own it shares the
+    interpreter with them. Past `seconds` the reading is given up (the deadline between
+    pages cannot stop a page being read; the thread finishes it unheard)."""
+    if not monkey.is_module_patched("threading"):
+        return read()
     try:
-        with apply_configuration(**PDF_LIMITS):
-            return _read_pages(PdfReader(io.BytesIO(data), strict=False), deadline)
-    except DocumentError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - hostile input can break pypdf anywhere
-        raise DocumentError(f"The PDF could not be read: {_reason(exc)}") from exc
+        return get_hub().threadpool.spawn(read).get(timeout=seconds)
+    except Timeout:
+        raise DocumentError(TOO_SLOW) from None
 
 
 def _read_pages(reader: PdfReader, deadline: float) -> str:
@@ -176,7 +196,7 @@ def _read_pages(reader: PdfReader, deadline: float) -> str:
             raise DocumentError(f"The PDF holds more than {MAX_TEXT_CHARS} characters of "
                                 "text; split it into smaller files.")
         if time.monotonic() > deadline:
-            raise DocumentError(f"Reading the PDF took longer than {MAX_PDF_SECONDS:.0f} s.")
+            raise DocumentError(TOO_SLOW)
         texts.append(text)
     return "\n\n".join(texts)
 
