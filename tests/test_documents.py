@@ -63,16 +63,22 @@ def upload_fixture(client, name: str, headers=None) -> dict:
     return response.get_json()["document"]
 
 
+def _helvetica_page(writer: PdfWriter):
+    """A new page of `writer` with Helvetica as its font /F1."""
+    page = writer.add_blank_page(612, 792)
+    font = DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                             NameObject("/Subtype"): NameObject("/Type1"),
+                             NameObject("/BaseFont"): NameObject("/Helvetica")})
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject(
+        {NameObject("/F1"): writer._add_object(font)})})
+    return page
+
+
 def pdf_bytes(*pages: str) -> bytes:
     """A small valid PDF whose pages show `pages` in Helvetica."""
     writer = PdfWriter()
     for text in pages:
-        page = writer.add_blank_page(612, 792)
-        font = DictionaryObject({NameObject("/Type"): NameObject("/Font"),
-                                 NameObject("/Subtype"): NameObject("/Type1"),
-                                 NameObject("/BaseFont"): NameObject("/Helvetica")})
-        page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject(
-            {NameObject("/F1"): writer._add_object(font)})})
+        page = _helvetica_page(writer)
         content = DecodedStreamObject()
         content.set_data(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1"))
         page[NameObject("/Contents")] = writer._add_object(content)
@@ -311,12 +317,7 @@ def _zip_bomb() -> bytes:
 def _slow_page(operators: int = 60_000) -> bytes:
     """A small PDF whose one page is a long run of text operators: seconds of pypdf."""
     writer = PdfWriter()
-    page = writer.add_blank_page(612, 792)
-    font = DictionaryObject({NameObject("/Type"): NameObject("/Font"),
-                             NameObject("/Subtype"): NameObject("/Type1"),
-                             NameObject("/BaseFont"): NameObject("/Helvetica")})
-    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject(
-        {NameObject("/F1"): writer._add_object(font)})})
+    page = _helvetica_page(writer)
     content = StreamObject()
     content._data = zlib.compress(b"BT /F1 12 Tf 10 10 Td (x) Tj ET\n" * operators, 9)
     content[NameObject("/Filter")] = NameObject("/FlateDecode")
